@@ -1,0 +1,43 @@
+# vnetguard — build, test and benchmark targets. The README's two commands
+# (scripts/demo and scripts/test-all) do all set-up themselves; these targets
+# are the developer's shortcuts.
+
+GO      ?= go
+PREFIX  ?= /usr
+DESTDIR ?=
+BIN     := bin/vnetguard
+FUZZTIME ?= 10s
+BENCHTIME ?= 1x
+
+.PHONY: build test test-unit test-lab bench fuzz vet install clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/vnetguard
+
+# Everything: unit tests, vet, short fuzzing, and the lab tests.
+test:
+	scripts/test-all
+
+test-unit:
+	$(GO) test -count=1 ./...
+
+test-lab: build
+	scripts/lab run -- $(GO) test -tags lab -count=1 -p 1 ./...
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags lab ./...
+
+# Benchmarks print figures; BENCHTIME=2s for steadier numbers.
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./conflict/...
+
+# Each fuzz target for FUZZTIME (short by default).
+fuzz:
+	scripts/fuzz $(FUZZTIME)
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/vnetguard
+
+clean:
+	rm -rf bin

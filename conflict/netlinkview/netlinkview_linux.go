@@ -1,0 +1,92 @@
+package netlinkview
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/vnetguard/vnetguard/conflict"
+)
+
+// dumpRetries bounds retries of a dump the kernel interrupted because the
+// table changed under it; the results of such a dump are partial.
+const dumpRetries = 5
+
+// Read returns every address and every route (all tables, both families)
+// of the network namespace h works in; a nil h means the current one.
+func Read(h *netlink.Handle) (conflict.HostView, error) {
+	if h == nil {
+		h = &netlink.Handle{}
+	}
+	var view conflict.HostView
+	err := retryDump(func() error {
+		links, err := h.LinkList()
+		if err != nil {
+			return fmt.Errorf("list links: %w", err)
+		}
+		names := make(map[int]string, len(links))
+		for _, l := range links {
+			names[l.Attrs().Index] = l.Attrs().Name
+		}
+		addrs, err := h.AddrList(nil, unix.AF_UNSPEC)
+		if err != nil {
+			return fmt.Errorf("list addresses: %w", err)
+		}
+		// Table 0 with RT_FILTER_TABLE asks the kernel for every table,
+		// where plain RouteList would return the main table only.
+		routes, err := h.RouteListFiltered(unix.AF_UNSPEC, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+		if err != nil {
+			return fmt.Errorf("list routes: %w", err)
+		}
+		view = Convert(names, addrs, routes)
+		return nil
+	})
+	return view, err
+}
+
+func retryDump(f func() error) error {
+	var err error
+	for i := 0; i < dumpRetries; i++ {
+		if err = f(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return err
+		}
+	}
+	return fmt.Errorf("netlink dump kept being interrupted by changes: %w", err)
+}
+
+// BridgePorts lists the interfaces enslaved to bridge; a missing bridge has
+// no ports and is not an error (an inactive network has no bridge).
+func BridgePorts(h *netlink.Handle, bridge string) ([]string, error) {
+	if h == nil {
+		h = &netlink.Handle{}
+	}
+	if bridge == "" {
+		return nil, nil
+	}
+	var ports []string
+	err := retryDump(func() error {
+		ports = ports[:0]
+		links, err := h.LinkList()
+		if err != nil {
+			return fmt.Errorf("list links: %w", err)
+		}
+		index := 0
+		for _, l := range links {
+			if l.Attrs().Name == bridge {
+				index = l.Attrs().Index
+			}
+		}
+		if index == 0 {
+			return nil
+		}
+		for _, l := range links {
+			if l.Attrs().MasterIndex == index {
+				ports = append(ports, l.Attrs().Name)
+			}
+		}
+		return nil
+	})
+	return ports, err
+}

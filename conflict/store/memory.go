@@ -1,0 +1,108 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// MemoryFile is the file, in the cache directory, of remembered choices.
+const MemoryFile = "memory.json"
+
+// rememberDepth bounds how many past choices are kept per subnet.
+const rememberDepth = 4
+
+// Memory is what vnetguard remembers about each network.
+type Memory struct {
+	Networks map[string]*NetworkMemory `json:"networks"`
+}
+
+// NetworkMemory: for each subnet as defined, the subnets it was moved to,
+// most recent first; and the last action taken.
+type NetworkMemory struct {
+	Moves      map[netip.Prefix][]netip.Prefix `json:"moves,omitempty"`
+	LastAction *Action                         `json:"last_action,omitempty"`
+}
+
+// Action records one thing vnetguard did to a network, for status.
+type Action struct {
+	Time   time.Time `json:"time"`
+	Action string    `json:"action"` // renumber, destroy, warn
+	Cause  string    `json:"cause"`
+	Moves  []string  `json:"moves,omitempty"` // "old -> new"
+}
+
+// LoadMemory reads dir/memory.json; a missing file is an empty memory.
+// A corrupt file is reported, not silently dropped: the caller decides.
+func LoadMemory(dir string) (*Memory, error) {
+	m := &Memory{Networks: map[string]*NetworkMemory{}}
+	b, err := os.ReadFile(filepath.Join(dir, MemoryFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return m, nil
+	}
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, m); err != nil {
+		return &Memory{Networks: map[string]*NetworkMemory{}}, fmt.Errorf("%s: %w", filepath.Join(dir, MemoryFile), err)
+	}
+	if m.Networks == nil {
+		m.Networks = map[string]*NetworkMemory{}
+	}
+	return m, nil
+}
+
+// Save writes the memory atomically.
+func (m *Memory) Save(dir string) error {
+	return writeJSON(filepath.Join(dir, MemoryFile), m)
+}
+
+// Remembered returns the subnets defined moved to before, newest first.
+// A nil memory remembers nothing.
+func (m *Memory) Remembered(network string, defined netip.Prefix) []netip.Prefix {
+	if m == nil {
+		return nil
+	}
+	nm := m.Networks[network]
+	if nm == nil {
+		return nil
+	}
+	return slices.Clone(nm.Moves[defined])
+}
+
+// Remember records that network's defined subnet now lives at chosen.
+func (m *Memory) Remember(network string, defined, chosen netip.Prefix) {
+	nm := m.network(network)
+	if nm.Moves == nil {
+		nm.Moves = map[netip.Prefix][]netip.Prefix{}
+	}
+	list := slices.DeleteFunc(slices.Clone(nm.Moves[defined]), func(p netip.Prefix) bool { return p == chosen })
+	list = append([]netip.Prefix{chosen}, list...)
+	if len(list) > rememberDepth {
+		list = list[:rememberDepth]
+	}
+	nm.Moves[defined] = list
+}
+
+// Record stores the last action taken on network.
+func (m *Memory) Record(network string, a Action) {
+	m.network(network).LastAction = &a
+}
+
+func (m *Memory) network(name string) *NetworkMemory {
+	if m.Networks == nil {
+		m.Networks = map[string]*NetworkMemory{}
+	}
+	nm := m.Networks[name]
+	if nm == nil {
+		nm = &NetworkMemory{}
+		m.Networks[name] = nm
+	}
+	return nm
+}

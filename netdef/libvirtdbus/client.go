@@ -1,0 +1,253 @@
+// Package libvirtdbus reads and acts on libvirt's virtual networks through
+// libvirt-dbus (bus name org.libvirt, object /org/libvirt/QEMU), the
+// system-bus face of libvirtd. It speaks D-Bus directly with godbus.
+package libvirtdbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/godbus/dbus/v5"
+)
+
+const (
+	busName       = "org.libvirt"
+	connectPath   = dbus.ObjectPath("/org/libvirt/QEMU")
+	connectIface  = "org.libvirt.Connect"
+	networkIface  = "org.libvirt.Network"
+	xmlInactive   = 1 // VIR_NETWORK_XML_INACTIVE: the persistent definition
+	listAllFlags  = 0 // ListNetworks with no filter: active and inactive
+	signalNetwork = connectIface + ".NetworkEvent"
+)
+
+// Network events as libvirt numbers them (virNetworkEventLifecycleType).
+const (
+	EventDefined   = 0
+	EventUndefined = 1
+	EventStarted   = 2
+	EventStopped   = 3
+)
+
+// ErrUnavailable wraps every failure to reach libvirt at all, so callers
+// can tell "libvirt is not there" from "libvirt said no".
+var ErrUnavailable = errors.New("libvirt is not reachable over D-Bus")
+
+// Client talks to libvirt-dbus on one bus connection.
+type Client struct {
+	conn *dbus.Conn
+}
+
+// New wraps an open system-bus connection.
+func New(conn *dbus.Conn) *Client { return &Client{conn: conn} }
+
+// Dial connects to the system bus. It does not yet ask libvirt anything.
+func Dial() (*Client, error) {
+	conn, err := dbus.ConnectSystemBus()
+	if err != nil {
+		return nil, fmt.Errorf("%w: system bus: %v", ErrUnavailable, err)
+	}
+	return New(conn), nil
+}
+
+// Close closes the bus connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Conn exposes the connection for signal subscription by the caller.
+func (c *Client) Conn() *dbus.Conn { return c.conn }
+
+// Network is one libvirt network as libvirt-dbus reports it.
+type Network struct {
+	Path       dbus.ObjectPath
+	Name       string
+	UUID       string
+	Active     bool
+	Persistent bool
+	Autostart  bool
+	LiveXML    string // what runs now (the definition when inactive)
+	DefinedXML string // the persistent definition; "" for a transient network
+}
+
+func (c *Client) call(ctx context.Context, path dbus.ObjectPath, method string, args ...any) *dbus.Call {
+	return c.conn.Object(busName, path).CallWithContext(ctx, method, 0, args...)
+}
+
+// classify marks errors that mean libvirt-dbus or libvirtd is absent.
+func classify(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var de dbus.Error
+	if errors.As(err, &de) {
+		switch de.Name {
+		case "org.freedesktop.DBus.Error.ServiceUnknown",
+			"org.freedesktop.DBus.Error.NameHasNoOwner",
+			"org.freedesktop.DBus.Error.Spawn.ChildExited",
+			"org.freedesktop.DBus.Error.Spawn.Failed",
+			"org.freedesktop.DBus.Error.NoReply",
+			"org.freedesktop.DBus.Error.Timeout",
+			"org.freedesktop.DBus.Error.Disconnected":
+			return fmt.Errorf("%w: %s: %s", ErrUnavailable, what, strings.Join(errStrings(de), ": "))
+		}
+		// libvirt-dbus answers with org.libvirt.Error when libvirtd is down.
+		msg := strings.Join(errStrings(de), ": ")
+		for _, sign := range libvirtdDown {
+			if strings.Contains(msg, sign) {
+				return fmt.Errorf("%w: %s: %s", ErrUnavailable, what, msg)
+			}
+		}
+		return fmt.Errorf("%s: %s", what, msg)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %s: no answer in time", ErrUnavailable, what)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// libvirtdDown are the messages libvirt-dbus relays when libvirtd is not
+// running or went away under it.
+var libvirtdDown = []string{
+	"Failed to connect socket", "no connection driver", "client socket is closed",
+	"Cannot recv data", "Connection reset", "Broken pipe", "End of file while reading",
+	"Cannot write data", "connection closed",
+}
+
+func errStrings(e dbus.Error) []string {
+	out := []string{e.Name}
+	for _, b := range e.Body {
+		out = append(out, fmt.Sprint(b))
+	}
+	return out
+}
+
+// List returns every network, active and defined, with both XMLs.
+func (c *Client) List(ctx context.Context) ([]Network, error) {
+	var paths []dbus.ObjectPath
+	if err := c.call(ctx, connectPath, connectIface+".ListNetworks", uint32(listAllFlags)).Store(&paths); err != nil {
+		return nil, classify("list networks", err)
+	}
+	nets := make([]Network, 0, len(paths))
+	for _, p := range paths {
+		n, err := c.Get(ctx, p)
+		if err != nil {
+			// A network undefined between the list and this read is gone,
+			// not an error.
+			if isNoNetwork(err) {
+				continue
+			}
+			return nil, err
+		}
+		nets = append(nets, n)
+	}
+	return nets, nil
+}
+
+// Lookup finds a network by name.
+func (c *Client) Lookup(ctx context.Context, name string) (Network, error) {
+	var p dbus.ObjectPath
+	if err := c.call(ctx, connectPath, connectIface+".NetworkLookupByName", name).Store(&p); err != nil {
+		return Network{}, classify("look up network "+name, err)
+	}
+	return c.Get(ctx, p)
+}
+
+// Get reads one network's properties and XML.
+func (c *Client) Get(ctx context.Context, p dbus.ObjectPath) (Network, error) {
+	n := Network{Path: p}
+	var props map[string]dbus.Variant
+	if err := c.call(ctx, p, "org.freedesktop.DBus.Properties.GetAll", networkIface).Store(&props); err != nil {
+		return n, classify("read network "+string(p), err)
+	}
+	n.Name, _ = props["Name"].Value().(string)
+	n.UUID, _ = props["UUID"].Value().(string)
+	n.Active, _ = props["Active"].Value().(bool)
+	n.Persistent, _ = props["Persistent"].Value().(bool)
+	n.Autostart, _ = props["Autostart"].Value().(bool)
+	if err := c.call(ctx, p, networkIface+".GetXMLDesc", uint32(0)).Store(&n.LiveXML); err != nil {
+		return n, classify("read XML of network "+n.Name, err)
+	}
+	if n.Persistent {
+		if err := c.call(ctx, p, networkIface+".GetXMLDesc", uint32(xmlInactive)).Store(&n.DefinedXML); err != nil {
+			return n, classify("read defined XML of network "+n.Name, err)
+		}
+	}
+	return n, nil
+}
+
+// Destroy stops a running network; its definition stays.
+func (c *Client) Destroy(ctx context.Context, n Network) error {
+	return classify("destroy network "+n.Name, c.call(ctx, n.Path, networkIface+".Destroy").Err)
+}
+
+// Create starts a defined network from its persistent definition.
+func (c *Client) Create(ctx context.Context, n Network) error {
+	return classify("start network "+n.Name, c.call(ctx, n.Path, networkIface+".Create").Err)
+}
+
+// CreateXML starts a network from XML without touching any persistent
+// definition of the same name and UUID: the live network runs the new XML
+// while the definition keeps the old.
+func (c *Client) CreateXML(ctx context.Context, xml string) (dbus.ObjectPath, error) {
+	var p dbus.ObjectPath
+	err := c.call(ctx, connectPath, connectIface+".NetworkCreateXML", xml).Store(&p)
+	return p, classify("start network from XML", err)
+}
+
+// DefineXML defines (or redefines) a persistent network.
+func (c *Client) DefineXML(ctx context.Context, xml string) (dbus.ObjectPath, error) {
+	var p dbus.ObjectPath
+	err := c.call(ctx, connectPath, connectIface+".NetworkDefineXML", xml).Store(&p)
+	return p, classify("define network", err)
+}
+
+// Undefine removes a network's persistent definition.
+func (c *Client) Undefine(ctx context.Context, n Network) error {
+	return classify("undefine network "+n.Name, c.call(ctx, n.Path, networkIface+".Undefine").Err)
+}
+
+func isNoNetwork(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "Network not found")
+}
+
+// Event is one NetworkEvent signal.
+type Event struct {
+	Network dbus.ObjectPath
+	Type    int32
+}
+
+// Subscribe delivers libvirt network lifecycle events on ch until ctx ends.
+// The handler must be sequential (dbus.WithSignalHandler with a sequential
+// handler) for ordering; the caller owns the connection's options.
+func (c *Client) Subscribe(ctx context.Context, ch chan<- Event) error {
+	opts := []dbus.MatchOption{dbus.WithMatchInterface(connectIface), dbus.WithMatchMember("NetworkEvent"), dbus.WithMatchObjectPath(connectPath)}
+	if err := c.conn.AddMatchSignalContext(ctx, opts...); err != nil {
+		return classify("subscribe to network events", err)
+	}
+	sigs := make(chan *dbus.Signal, 64)
+	c.conn.Signal(sigs)
+	go func() {
+		defer c.conn.RemoveSignal(sigs)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case s, ok := <-sigs:
+				if !ok {
+					return
+				}
+				if s.Name != signalNetwork || len(s.Body) != 2 {
+					continue
+				}
+				p, _ := s.Body[0].(dbus.ObjectPath)
+				t, _ := s.Body[1].(int32)
+				select {
+				case ch <- Event{Network: p, Type: t}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return nil
+}
