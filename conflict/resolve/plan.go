@@ -15,10 +15,10 @@ var ErrNoPlan = errors.New("no subnet to move to")
 // PlanInput is everything needed to decide where a network's subnets move.
 type PlanInput struct {
 	Network    string
-	Own        []netip.Prefix                 // the network's subnets as they are now
-	Clashing   []netip.Prefix                 // those that must move
-	Targets    []netip.Prefix                 // explicit targets from a user, one per family at most
-	Others     []netip.Prefix                 // every other network's subnets, running or only defined
+	Own        []netip.Prefix                    // the network's subnets as they are now
+	Clashing   []netip.Prefix                    // those that must move
+	Targets    []netip.Prefix                    // explicit targets from a user, one per family at most
+	Others     []netip.Prefix                    // every other network's subnets, running or only defined
 	Remembered func(netip.Prefix) []netip.Prefix // earlier choices for a subnet, newest first; may be nil
 	Host       *conflict.Index
 	Reserved   []netip.Prefix
