@@ -181,10 +181,10 @@ var tableNames = map[int]string{253: "default", 254: "main", 255: "local"}
 
 func explain(c Conflict, typ string) string {
 	var b strings.Builder
-	how := "overlaps"
+	var how string
 	switch {
 	case c.Host.Masked() == c.Subnet:
-		how = "is the same subnet as"
+		how = "is also"
 	case c.Host.Bits() < c.Subnet.Bits():
 		how = "lies inside"
 	default:
@@ -197,6 +197,9 @@ func explain(c Conflict, typ string) string {
 			fmt.Fprintf(&b, " on %s", c.Interface)
 		}
 		return b.String()
+	}
+	if how == "is also" {
+		b.WriteString("the destination of ")
 	}
 	if typ != "" && typ != "unicast" {
 		b.WriteString(typ + " ")
