@@ -48,6 +48,11 @@ type Config struct {
 	LockWait      time.Duration
 	Ignore        []string // network names never touched
 	DryRun        bool     // decide and report, act on nothing
+	// DampingWindow: an automatic run moves a network at most once per
+	// window, and never back onto a subnet it left within the window, so
+	// a flapping address or route cannot make it ping-pong. Zero for runs a
+	// user asked for.
+	DampingWindow time.Duration
 	Log           *slog.Logger
 }
 
@@ -67,6 +72,7 @@ type Outcome struct {
 	Conflicts []conflict.Conflict `json:"conflicts,omitempty"`
 	DryRun    bool                `json:"dry_run,omitempty"`
 	Note      string              `json:"note,omitempty"`
+	RetryIn   time.Duration       `json:"retry_in,omitempty"` // held back by damping: try again after this
 	Error     string              `json:"error,omitempty"`
 }
 
@@ -271,6 +277,12 @@ func (r *Resolver) act(ctx context.Context, name string, explicit []netip.Prefix
 		r.log().Warn("destroyed virtual network clashing with the host", "network", name, "cause", cause)
 		r.record(name, store.Action{Action: "destroy", Cause: cause})
 	case netdef.Renumber:
+		if wait := r.damped(name); explicit == nil && wait > 0 {
+			out.Note = fmt.Sprintf("renumbered %v ago; held back for %v until the damping window ends",
+				(r.Config.DampingWindow - wait).Round(time.Millisecond), wait.Round(time.Millisecond))
+			out.RetryIn = wait
+			return out
+		}
 		out.Action = "renumber"
 		moves, err := r.plan(s, n, p, found, explicit)
 		if err != nil {
@@ -367,7 +379,11 @@ func (r *Resolver) renumber(ctx context.Context, n libvirtdbus.Network, p *parse
 		for _, m := range moves {
 			mem.Remember(n.Name, definedSubnetFor(p, m.From), m.To)
 		}
-		mem.Record(n.Name, store.Action{Time: time.Now().UTC(), Action: "renumber", Cause: cause, Moves: desc})
+		left := make([]netip.Prefix, len(moves))
+		for i, m := range moves {
+			left[i] = m.From
+		}
+		mem.Record(n.Name, store.Action{Time: time.Now().UTC(), Action: "renumber", Cause: cause, Moves: desc, Left: left})
 		if err := mem.Save(r.Config.CacheDir); err != nil {
 			r.log().Warn("cannot save remembered state", "error", err)
 		}
@@ -401,6 +417,44 @@ func definedSubnetFor(p *parsedNetwork, live netip.Prefix) netip.Prefix {
 		nth--
 	}
 	return live
+}
+
+// damped returns how long a network must still wait before an automatic
+// renumber: zero unless it was renumbered within the damping window.
+func (r *Resolver) damped(network string) time.Duration {
+	if r.Config.DampingWindow <= 0 || r.Config.CacheDir == "" {
+		return 0
+	}
+	mem, err := store.LoadMemory(r.Config.CacheDir)
+	if err != nil {
+		return 0
+	}
+	nm := mem.Networks[network]
+	if nm == nil || nm.LastAction == nil || nm.LastAction.Action != "renumber" {
+		return 0
+	}
+	since := time.Since(nm.LastAction.Time)
+	if since < 0 || since >= r.Config.DampingWindow {
+		return 0
+	}
+	return r.Config.DampingWindow - since
+}
+
+// recentlyLeft: within the damping window a network never goes back to
+// the subnets it just left (no ping-pong between two subnets).
+func (r *Resolver) recentlyLeft(network string) []netip.Prefix {
+	if r.Config.DampingWindow <= 0 || r.Config.CacheDir == "" {
+		return nil
+	}
+	mem, err := store.LoadMemory(r.Config.CacheDir)
+	if err != nil {
+		return nil
+	}
+	nm := mem.Networks[network]
+	if nm == nil || nm.LastAction == nil || time.Since(nm.LastAction.Time) >= r.Config.DampingWindow {
+		return nil
+	}
+	return nm.LastAction.Left
 }
 
 // plan gathers a PlanInput from a fresh snapshot.
@@ -440,7 +494,7 @@ func (r *Resolver) plan(s *snapshot, n libvirtdbus.Network, p *parsedNetwork, fo
 			return mem.Remembered(n.Name, definedSubnetFor(p, from))
 		},
 		Host:      s.index,
-		Reserved:  r.Config.Reserved,
+		Reserved:  append(slices.Clone(r.Config.Reserved), r.recentlyLeft(n.Name)...),
 		Pools:     r.Config.Pools,
 		Direction: r.Config.Direction,
 		ULA:       r.Config.ULA,

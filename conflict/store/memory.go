@@ -32,10 +32,11 @@ type NetworkMemory struct {
 
 // Action records one thing vnetguard did to a network, for status.
 type Action struct {
-	Time   time.Time `json:"time"`
-	Action string    `json:"action"` // renumber, destroy, warn
-	Cause  string    `json:"cause"`
-	Moves  []string  `json:"moves,omitempty"` // "old -> new"
+	Time   time.Time      `json:"time"`
+	Action string         `json:"action"` // renumber, destroy, warn
+	Cause  string         `json:"cause"`
+	Moves  []string       `json:"moves,omitempty"` // "old -> new"
+	Left   []netip.Prefix `json:"left,omitempty"`  // the subnets a renumber moved away from
 }
 
 // LoadMemory reads dir/memory.json; a missing file is an empty memory.

@@ -47,7 +47,7 @@ type result struct {
 }
 
 // vnetguard runs the binary with a per-test cache and state directory.
-func vnetguard(t *testing.T, env []string, args ...string) result {
+func vnetguard(t testing.TB, env []string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(vnetguardBin, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -68,7 +68,7 @@ func vnetguard(t *testing.T, env []string, args ...string) result {
 // other's choices.
 type dirs struct{ cache, state string }
 
-func newDirs(t *testing.T) dirs {
+func newDirs(t testing.TB) dirs {
 	d := t.TempDir()
 	return dirs{filepath.Join(d, "cache"), filepath.Join(d, "state")}
 }
@@ -77,7 +77,7 @@ func (d dirs) flags(args ...string) []string {
 	return append(args, "--cache-dir", d.cache, "--state-dir", d.state)
 }
 
-func virsh(t *testing.T, args ...string) string {
+func virsh(t testing.TB, args ...string) string {
 	t.Helper()
 	return labkit.Run(t, append([]string{"virsh", "-q", "-c", "qemu:///system"}, args...)...)
 }
@@ -109,7 +109,7 @@ func (s netSpec) xml() string {
 
 // defineNetwork defines and starts a libvirt network, and removes it when
 // the test ends.
-func defineNetwork(t *testing.T, s netSpec) {
+func defineNetwork(t testing.TB, s netSpec) {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), s.name+".xml")
 	if err := os.WriteFile(f, []byte(s.xml()), 0o644); err != nil {
@@ -137,7 +137,7 @@ type networkStatus struct {
 	} `json:"last_action"`
 }
 
-func status(t *testing.T, d dirs, name string) networkStatus {
+func status(t testing.TB, d dirs, name string) networkStatus {
 	t.Helper()
 	r := vnetguard(t, nil, d.flags("status", "--json")...)
 	if r.code == 2 {
@@ -156,7 +156,7 @@ func status(t *testing.T, d dirs, name string) networkStatus {
 	return networkStatus{}
 }
 
-func liveSubnet(t *testing.T, d dirs, name string, v4 bool) netip.Prefix {
+func liveSubnet(t testing.TB, d dirs, name string, v4 bool) netip.Prefix {
 	t.Helper()
 	for _, p := range status(t, d, name).LiveSubnets {
 		if p.Addr().Is4() == v4 {
@@ -172,7 +172,7 @@ func bridgeAddr(p netip.Prefix) netip.Addr {
 	return p.Addr().Next()
 }
 
-func eventually(t *testing.T, timeout time.Duration, what string, ok func() bool) {
+func eventually(t testing.TB, timeout time.Duration, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
@@ -184,7 +184,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, ok func() bool
 	t.Fatalf("timed out after %v waiting for %s", timeout, what)
 }
 
-func writeTemp(t *testing.T, content string) string {
+func writeTemp(t testing.TB, content string) string {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "net.xml")
 	if err := os.WriteFile(f, []byte(content), 0o644); err != nil {
@@ -193,7 +193,7 @@ func writeTemp(t *testing.T, content string) string {
 	return f
 }
 
-func readULA(t *testing.T, d dirs) netip.Prefix {
+func readULA(t testing.TB, d dirs) netip.Prefix {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(d.state, "ula-prefix"))
 	if err != nil {
@@ -204,7 +204,7 @@ func readULA(t *testing.T, d dirs) netip.Prefix {
 
 // privateBus starts a D-Bus daemon with the system bus's policy but no
 // activatable services: a system on which libvirt-dbus is not installed.
-func privateBus(t *testing.T) string {
+func privateBus(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "bus.conf")
@@ -229,13 +229,13 @@ func privateBus(t *testing.T) string {
 
 // stopLibvirtd kills libvirtd; startLibvirtd brings it back and waits
 // until it answers, so later tests find it as before.
-func stopLibvirtd(t *testing.T) {
+func stopLibvirtd(t testing.TB) {
 	t.Helper()
 	exec.Command("pkill", "-x", "libvirtd").Run()
 	eventually(t, 10*time.Second, "libvirtd to exit", func() bool { return exec.Command("pgrep", "-x", "libvirtd").Run() != nil })
 }
 
-func startLibvirtd(t *testing.T) {
+func startLibvirtd(t testing.TB) {
 	t.Helper()
 	labkit.Run(t, "libvirtd", "-d")
 	eventually(t, 20*time.Second, "libvirtd to answer", func() bool {
