@@ -39,8 +39,15 @@ bench:
 fuzz:
 	scripts/fuzz $(FUZZTIME)
 
+# The dispatcher hook is a link to the binary: NetworkManager runs it as
+# 90-vnetguard, and vnetguard knows itself by that name. NetworkManager
+# wants hooks owned by root and not writable by group or others.
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/vnetguard
+	install -d -m 0755 $(DESTDIR)/usr/lib/NetworkManager/dispatcher.d
+	ln -sf $(PREFIX)/bin/vnetguard $(DESTDIR)/usr/lib/NetworkManager/dispatcher.d/90-vnetguard
+	install -D -m 0644 packaging/systemd/vnetguard.service $(DESTDIR)/usr/lib/systemd/system/vnetguard.service
+	install -D -m 0644 packaging/config/vnetguard.conf $(DESTDIR)/etc/vnetguard/vnetguard.conf
 
 clean:
 	rm -rf bin

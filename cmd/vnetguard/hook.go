@@ -79,6 +79,7 @@ func hook(env *runEnv, argv []string, getenv func(string) string) int {
 	}
 	defer client.Close()
 	r.Config.LockWait = 3 * time.Second
+	r.Config.DampingWindow = o.cfg.DampingWindow
 	r.Config.Log = log
 	r.Host = resolve.WithExtra{Host: r.Host, Extra: ev.Host}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"slices"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,19 +57,16 @@ func (o *resolverOptions) applyConfig() error {
 		return err
 	}
 	o.cfg = cfg
-	changed := func(name string) bool { return o.fs != nil && o.fs.Changed(name) }
-	if !changed("default-policy") {
+	if !o.changed("default-policy") {
 		o.defaultPolicy = string(cfg.DefaultPolicy)
 	}
-	if !changed("hypervisor") {
+	if !o.changed("hypervisor") {
 		o.alloc.hypervisor = cfg.Hypervisor
-	}
-	o.ignore = append(o.ignore, cfg.Ignore...)
-	for _, p := range cfg.Reserved {
-		o.alloc.reserved = append(o.alloc.reserved, p.String())
 	}
 	return nil
 }
+
+func (o *resolverOptions) changed(flag string) bool { return o.fs != nil && o.fs.Changed(flag) }
 
 func (o *resolverOptions) newResolver(env *runEnv, dryRun bool) (*resolve.Resolver, *libvirtdbus.Client, error) {
 	if err := o.applyConfig(); err != nil {
@@ -98,12 +96,12 @@ func (o *resolverOptions) newResolver(env *runEnv, dryRun bool) (*resolve.Resolv
 			DefaultPolicy: pol,
 			Direction:     ctx.direction,
 			Pools:         o.cfg.Pools4,
-			Reserved:      ctx.reserved,
+			Reserved:      append(ctx.reserved, o.cfg.Reserved...),
 			ULA:           ctx.ula,
 			Usable:        ctx.usable,
 			CacheDir:      o.alloc.cacheDir,
 			LockDir:       o.lockDir,
-			Ignore:        o.ignore,
+			Ignore:        append(slices.Clone(o.ignore), o.cfg.Ignore...),
 			DryRun:        dryRun,
 			Log:           slog.New(slog.NewTextHandler(env.stderr, nil)),
 		},

@@ -80,3 +80,29 @@ func TestRejectsMistakes(t *testing.T) {
 		t.Errorf("error does not name the file: %v", err)
 	}
 }
+
+// The shipped example, with every commented key switched on, must parse:
+// it documents the format.
+func TestShippedExampleParses(t *testing.T) {
+	b, err := os.ReadFile("../../packaging/config/vnetguard.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse(b); err != nil {
+		t.Fatalf("as shipped: %v", err)
+	}
+	var on []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "#") && strings.Contains(line, "=") && !strings.Contains(line, " ") {
+			line = strings.TrimPrefix(line, "#")
+		}
+		on = append(on, line)
+	}
+	c, err := Parse([]byte(strings.Join(on, "\n")))
+	if err != nil {
+		t.Fatalf("with every key on: %v", err)
+	}
+	if len(c.Pools4) != 3 || c.DampingWindow != 10*time.Second {
+		t.Fatalf("example values not read: %+v", c)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -61,6 +62,16 @@ type Resolver struct {
 	Libvirt Libvirt
 	Host    Host
 	Config  Config
+
+	own atomic.Pointer[map[string]bool] // bridges and ports seen in the last read
+}
+
+// Own tells whether an interface was, at the last read, a virtual
+// network's bridge or one of its ports: the listener ignores events there,
+// which are libvirt's or vnetguard's own doing.
+func (r *Resolver) Own(ifname string) bool {
+	m := r.own.Load()
+	return m != nil && (*m)[ifname]
 }
 
 // Outcome is what happened to one network in a pass.
@@ -107,9 +118,23 @@ func (r *Resolver) read(ctx context.Context) (*snapshot, error) {
 		return nil, fmt.Errorf("read host addresses and routes: %w", err)
 	}
 	s := &snapshot{networks: nets, parsed: map[string]*parsedNetwork{}, view: view, index: conflict.NewIndex(view)}
+	own := map[string]bool{}
 	for _, n := range nets {
-		s.parsed[n.Name] = parseNetwork(n)
+		p := parseNetwork(n)
+		s.parsed[n.Name] = p
+		if p.err != nil || p.live.Network.BridgeName() == "" {
+			continue
+		}
+		br := p.live.Network.BridgeName()
+		own[br] = true
+		if n.Active {
+			ports, _ := r.Host.BridgePorts(br)
+			for _, port := range ports {
+				own[port] = true
+			}
+		}
 	}
+	r.own.Store(&own)
 	return s, nil
 }
 
@@ -259,6 +284,9 @@ func (r *Resolver) act(ctx context.Context, name string, explicit []netip.Prefix
 		policy = netdef.Renumber
 	}
 	cause := causeOf(found)
+	if !r.Config.DryRun {
+		r.log().Info("acting", "network", name, "policy", string(policy), "cause", cause)
+	}
 	switch policy {
 	case netdef.Warn:
 		out.Action = "warn"

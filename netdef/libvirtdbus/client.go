@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/godbus/dbus/v5"
 )
@@ -19,43 +20,62 @@ const (
 	networkIface  = "org.libvirt.Network"
 	xmlInactive   = 1 // VIR_NETWORK_XML_INACTIVE: the persistent definition
 	listAllFlags  = 0 // ListNetworks with no filter: active and inactive
-	signalNetwork = connectIface + ".NetworkEvent"
-)
-
-// Network events as libvirt numbers them (virNetworkEventLifecycleType).
-const (
-	EventDefined   = 0
-	EventUndefined = 1
-	EventStarted   = 2
-	EventStopped   = 3
 )
 
 // ErrUnavailable wraps every failure to reach libvirt at all, so callers
 // can tell "libvirt is not there" from "libvirt said no".
 var ErrUnavailable = errors.New("libvirt is not reachable over D-Bus")
 
-// Client talks to libvirt-dbus on one bus connection.
+// Client talks to libvirt-dbus over the system bus. A long-running user
+// (the daemon) survives a restart of the bus: a lost connection is
+// re-made on the next call.
 type Client struct {
+	mu   sync.Mutex
 	conn *dbus.Conn
 }
 
-// New wraps an open system-bus connection.
-func New(conn *dbus.Conn) *Client { return &Client{conn: conn} }
-
 // Dial connects to the system bus. It does not yet ask libvirt anything.
 func Dial() (*Client, error) {
-	conn, err := dbus.ConnectSystemBus()
+	c := &Client{}
+	if _, err := c.bus(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// bus returns a live private connection, making one if needed. Private:
+// closing ours must not close a connection other code shares.
+func (c *Client) bus() (*dbus.Conn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil && c.conn.Connected() {
+		return c.conn, nil
+	}
+	conn, err := dbus.SystemBusPrivate()
+	if err == nil {
+		if err = conn.Auth(nil); err == nil {
+			err = conn.Hello()
+		}
+		if err != nil {
+			conn.Close()
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: system bus: %v", ErrUnavailable, err)
 	}
-	return New(conn), nil
+	c.conn = conn
+	return conn, nil
 }
 
 // Close closes the bus connection.
-func (c *Client) Close() error { return c.conn.Close() }
-
-// Conn exposes the connection for signal subscription by the caller.
-func (c *Client) Conn() *dbus.Conn { return c.conn }
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == nil {
+		return nil
+	}
+	return c.conn.Close()
+}
 
 // Network is one libvirt network as libvirt-dbus reports it.
 type Network struct {
@@ -70,7 +90,11 @@ type Network struct {
 }
 
 func (c *Client) call(ctx context.Context, path dbus.ObjectPath, method string, args ...any) *dbus.Call {
-	return c.conn.Object(busName, path).CallWithContext(ctx, method, 0, args...)
+	conn, err := c.bus()
+	if err != nil {
+		return &dbus.Call{Err: err}
+	}
+	return conn.Object(busName, path).CallWithContext(ctx, method, 0, args...)
 }
 
 // classify marks errors that mean libvirt-dbus or libvirtd is absent.
@@ -208,46 +232,4 @@ func (c *Client) Undefine(ctx context.Context, n Network) error {
 
 func isNoNetwork(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "Network not found")
-}
-
-// Event is one NetworkEvent signal.
-type Event struct {
-	Network dbus.ObjectPath
-	Type    int32
-}
-
-// Subscribe delivers libvirt network lifecycle events on ch until ctx ends.
-// The handler must be sequential (dbus.WithSignalHandler with a sequential
-// handler) for ordering; the caller owns the connection's options.
-func (c *Client) Subscribe(ctx context.Context, ch chan<- Event) error {
-	opts := []dbus.MatchOption{dbus.WithMatchInterface(connectIface), dbus.WithMatchMember("NetworkEvent"), dbus.WithMatchObjectPath(connectPath)}
-	if err := c.conn.AddMatchSignalContext(ctx, opts...); err != nil {
-		return classify("subscribe to network events", err)
-	}
-	sigs := make(chan *dbus.Signal, 64)
-	c.conn.Signal(sigs)
-	go func() {
-		defer c.conn.RemoveSignal(sigs)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case s, ok := <-sigs:
-				if !ok {
-					return
-				}
-				if s.Name != signalNetwork || len(s.Body) != 2 {
-					continue
-				}
-				p, _ := s.Body[0].(dbus.ObjectPath)
-				t, _ := s.Body[1].(int32)
-				select {
-				case ch <- Event{Network: p, Type: t}:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}()
-	return nil
 }
