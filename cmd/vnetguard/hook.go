@@ -53,7 +53,7 @@ func hook(env *runEnv, argv []string, getenv func(string) string) int {
 	log := slog.New(slog.NewTextHandler(env.stderr, nil)).With("component", "dispatcher")
 	ev := dispatcher.Parse(argv, getenv)
 	if len(ev.Dropped) > 0 {
-		log.Warn("ignoring malformed dispatcher input", "dropped", ev.Dropped)
+		log.Warn("ignoring malformed dispatcher input", "dropped", ev.DroppedSummary())
 	}
 	if ev.Response == dispatcher.Ignore {
 		return exitOK

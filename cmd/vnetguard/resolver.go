@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"slices"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/spf13/pflag"

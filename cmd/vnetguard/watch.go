@@ -4,9 +4,9 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"os/signal"
 	"slices"
 	"sync/atomic"
-	"os/signal"
 	"syscall"
 	"time"
 

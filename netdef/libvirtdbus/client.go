@@ -14,12 +14,12 @@ import (
 )
 
 const (
-	busName       = "org.libvirt"
-	connectPath   = dbus.ObjectPath("/org/libvirt/QEMU")
-	connectIface  = "org.libvirt.Connect"
-	networkIface  = "org.libvirt.Network"
-	xmlInactive   = 1 // VIR_NETWORK_XML_INACTIVE: the persistent definition
-	listAllFlags  = 0 // ListNetworks with no filter: active and inactive
+	busName      = "org.libvirt"
+	connectPath  = dbus.ObjectPath("/org/libvirt/QEMU")
+	connectIface = "org.libvirt.Connect"
+	networkIface = "org.libvirt.Network"
+	xmlInactive  = 1 // VIR_NETWORK_XML_INACTIVE: the persistent definition
+	listAllFlags = 0 // ListNetworks with no filter: active and inactive
 )
 
 // ErrUnavailable wraps every failure to reach libvirt at all, so callers

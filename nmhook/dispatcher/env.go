@@ -7,6 +7,7 @@ package dispatcher
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -44,7 +45,8 @@ type Event struct {
 	Interface  string // DEVICE_IP_IFACE, else DEVICE_IFACE, else argv[1]
 	Connection string // CONNECTION_ID, for logs only
 	Host       conflict.HostView
-	Dropped    []string // what was malformed and left out, for the log
+	Dropped    []string // what was malformed and left out, for the log (at most maxDropped)
+	more       int      // how many more were dropped
 }
 
 // Parse reads argv (path, interface, action) and the environment as
@@ -61,7 +63,7 @@ func Parse(args []string, getenv func(string) string) Event {
 	if !known {
 		ev.Response = Ignore
 		if action != "" {
-			ev.Dropped = append(ev.Dropped, "unknown action "+strconv.Quote(clip(action)))
+			ev.drop("unknown action " + strconv.Quote(clip(action)))
 		}
 		return ev
 	}
@@ -74,7 +76,7 @@ func Parse(args []string, getenv func(string) string) Event {
 			ev.Interface = cand
 			break
 		}
-		ev.Dropped = append(ev.Dropped, "bad interface name "+strconv.Quote(clip(cand)))
+		ev.drop("bad interface name " + strconv.Quote(clip(cand)))
 	}
 	if id := getenv("CONNECTION_ID"); id != "" {
 		ev.Connection = clip(id)
@@ -84,7 +86,7 @@ func Parse(args []string, getenv func(string) string) Event {
 	}
 	vpnIface := getenv("VPN_IP_IFACE")
 	if vpnIface != "" && !validIface(vpnIface) {
-		ev.Dropped = append(ev.Dropped, "bad VPN interface name "+strconv.Quote(clip(vpnIface)))
+		ev.drop("bad VPN interface name " + strconv.Quote(clip(vpnIface)))
 		vpnIface = ""
 	}
 	if vpnIface == "" {
@@ -110,6 +112,26 @@ func argAt(args []string, i int) string {
 	return ""
 }
 
+// maxDropped bounds what one event reports as dropped, so a hostile
+// environment cannot flood the journal.
+const maxDropped = 16
+
+func (ev *Event) drop(what string) {
+	if len(ev.Dropped) < maxDropped {
+		ev.Dropped = append(ev.Dropped, what)
+	} else {
+		ev.more++
+	}
+}
+
+// DroppedSummary lists what was dropped, with a count of the rest.
+func (ev *Event) DroppedSummary() []string {
+	if ev.more == 0 {
+		return ev.Dropped
+	}
+	return append(slices.Clone(ev.Dropped), fmt.Sprintf("and %d more", ev.more))
+}
+
 // count reads a *_NUM_* variable, bounded.
 func (ev *Event) count(getenv func(string) string, name string) int {
 	s := getenv(name)
@@ -118,11 +140,11 @@ func (ev *Event) count(getenv func(string) string, name string) int {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 {
-		ev.Dropped = append(ev.Dropped, name+" is not a count: "+strconv.Quote(clip(s)))
+		ev.drop(name + " is not a count: " + strconv.Quote(clip(s)))
 		return 0
 	}
 	if n > maxEntries {
-		ev.Dropped = append(ev.Dropped, fmt.Sprintf("%s=%d is absurd; reading the first %d", name, n, maxEntries))
+		ev.drop(fmt.Sprintf("%s=%d is absurd; reading the first %d", name, n, maxEntries))
 		return maxEntries
 	}
 	return n
@@ -136,12 +158,12 @@ func (ev *Event) readAddresses(getenv func(string) string, prefix, iface string,
 		val := getenv(name)
 		fields := strings.Fields(val)
 		if len(fields) == 0 {
-			ev.Dropped = append(ev.Dropped, name+" missing")
+			ev.drop(name + " missing")
 			continue
 		}
 		p, err := netip.ParsePrefix(fields[0])
 		if err != nil || p.Addr().Is4() != v4 || p.Addr().Zone() != "" {
-			ev.Dropped = append(ev.Dropped, name+" malformed: "+strconv.Quote(clip(val)))
+			ev.drop(name + " malformed: " + strconv.Quote(clip(val)))
 			continue
 		}
 		ev.Host.Addresses = append(ev.Host.Addresses, conflict.HostAddress{Prefix: p, Interface: iface, Scope: "global"})
@@ -157,19 +179,19 @@ func (ev *Event) readRoutes(getenv func(string) string, prefix, iface string, v4
 		val := getenv(name)
 		fields := strings.Fields(val)
 		if len(fields) == 0 {
-			ev.Dropped = append(ev.Dropped, name+" missing")
+			ev.drop(name + " missing")
 			continue
 		}
 		dst, err := netip.ParsePrefix(fields[0])
 		if err != nil || dst.Addr().Is4() != v4 || dst.Addr().Zone() != "" {
-			ev.Dropped = append(ev.Dropped, name+" malformed: "+strconv.Quote(clip(val)))
+			ev.drop(name + " malformed: " + strconv.Quote(clip(val)))
 			continue
 		}
 		r := conflict.HostRoute{Dst: dst.Masked(), Interface: iface, Table: 254, Protocol: "dispatcher"}
 		if len(fields) > 1 {
 			gw, err := netip.ParseAddr(fields[1])
 			if err != nil || gw.Is4() != v4 {
-				ev.Dropped = append(ev.Dropped, name+" malformed next hop: "+strconv.Quote(clip(val)))
+				ev.drop(name + " malformed next hop: " + strconv.Quote(clip(val)))
 				continue
 			}
 			if !gw.IsUnspecified() {

@@ -84,6 +84,9 @@ func TestHostileEnvironment(t *testing.T) {
 	if len(ev.Dropped) < 5 {
 		t.Fatalf("dropped too little: %v", ev.Dropped)
 	}
+	if len(ev.Dropped) > maxDropped {
+		t.Fatalf("dropped list unbounded: %d", len(ev.Dropped))
+	}
 	for _, d := range ev.Dropped {
 		if len(d) > 200 || strings.ContainsAny(d, "\n\r") {
 			t.Fatalf("unsafe log line %q", d)

@@ -242,3 +242,5 @@ func startLibvirtd(t testing.TB) {
 		return exec.Command("virsh", "-c", "qemu:///system", "net-list").Run() == nil
 	})
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
