@@ -9,7 +9,7 @@ BIN     := bin/vnetguard
 FUZZTIME ?= 10s
 BENCHTIME ?= 20x
 
-.PHONY: build test test-unit test-lab bench fuzz vet install clean
+.PHONY: build test test-unit test-lab bench bench-lab fuzz vet install clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/vnetguard
@@ -34,6 +34,11 @@ vet:
 bench:
 	$(GO) test -run='^$$' -bench='^Benchmark(NewIndex|CheckAll|Allocate)$$' -benchmem -benchtime=$(BENCHTIME) ./conflict/
 	$(GO) test -run='^$$' -bench='^BenchmarkCheckAllNaive$$' -benchtime=1x ./conflict/
+
+# Lab benchmarks (minutes): conflict-to-lease over 10 runs, hook cost with
+# 50 networks, daemon latency over 30 runs.
+bench-lab:
+	scripts/lab run -- $(GO) test -tags lab -run='^$$' -bench='ConflictToLease|HookCost|DaemonLatency' -benchtime=1x -timeout 30m ./scripts/e2e/
 
 # Each fuzz target for FUZZTIME (short by default).
 fuzz:

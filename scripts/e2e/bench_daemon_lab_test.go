@@ -1,0 +1,118 @@
+//go:build lab
+
+package e2e
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vnetguard/vnetguard/scripts/labkit"
+)
+
+// BenchmarkHookCost times one dispatcher run with 50 running libvirt
+// networks and no conflict, for vnetguard's hook (no daemon: it does the
+// whole check itself), a reference Python hook using libvirt's Python
+// bindings doing the same check, and a do-nothing Go binary (the cost of
+// starting any process). Run in the lab:
+//
+//	scripts/lab run -- go test -tags lab -run '^$' -bench HookCost -benchtime 1x ./scripts/e2e/
+func BenchmarkHookCost(b *testing.B) {
+	labkit.Require(b)
+	const networks, runs = 50, 20
+	for i := 0; i < networks; i++ {
+		defineNetwork(b, netSpec{name: fmt.Sprintf("hc%02d", i), bridge: fmt.Sprintf("vbr-hc%02d", i), v4: fmt.Sprintf("10.77.%d", i), policy: "renumber"})
+	}
+	dir := b.TempDir()
+	hook := filepath.Join(dir, "90-vnetguard")
+	if err := os.Symlink(vnetguardBin, hook); err != nil {
+		b.Fatal(err)
+	}
+	noop := filepath.Join(dir, "noop")
+	os.WriteFile(filepath.Join(dir, "noop.go"), []byte("package main\nfunc main() {}\n"), 0o644)
+	labkit.Run(b, "go", "build", "-o", noop, filepath.Join(dir, "noop.go"))
+	_, self, _, _ := runtime.Caller(0)
+	python := filepath.Join(filepath.Dir(filepath.Dir(self)), "bench", "reference-hook.py")
+	env := []string{"NM_DISPATCHER_ACTION=up", "DEVICE_IFACE=eth9", "DEVICE_IP_IFACE=eth9",
+		"IP4_NUM_ADDRESSES=1", "IP4_ADDRESS_0=172.31.9.5/24 172.31.9.1", "IP4_NUM_ROUTES=0"}
+	timeIt := func(argv ...string) []time.Duration {
+		var ds []time.Duration
+		for i := 0; i < runs; i++ {
+			cmd := exec.Command(argv[0], argv[1:]...)
+			cmd.Env = append(os.Environ(), env...)
+			start := time.Now()
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("%v: %v: %s", argv, err, out)
+			}
+			ds = append(ds, time.Since(start))
+		}
+		return ds
+	}
+	hookT := median(timeIt(hook, "eth9", "up"))
+	pyT := median(timeIt("python3", python))
+	noopT := median(timeIt(noop))
+	b.ReportMetric(hookT.Seconds()*1000, "ms-hook")
+	b.ReportMetric(pyT.Seconds()*1000, "ms-python-ref")
+	b.ReportMetric(noopT.Seconds()*1000, "ms-noop-go")
+	b.ReportMetric(float64(hookT)/float64(pyT), "hook/python")
+	b.ReportMetric(float64(hookT)/float64(noopT), "hook/noop")
+	b.Logf("median of %d runs with %d networks: vnetguard hook %v, Python reference %v, do-nothing Go %v",
+		runs, networks, hookT.Round(time.Microsecond), pyT.Round(time.Microsecond), noopT.Round(time.Microsecond))
+}
+
+var logTime = regexp.MustCompile(`^time=(\S+) `)
+
+// BenchmarkDaemonLatency: from an address added with ip (the netlink event)
+// to the daemon starting its action, over 30 runs. The figure includes the
+// debounce (the shipped 300ms), which is there on purpose.
+//
+//	scripts/lab run -- go test -tags lab -run '^$' -bench DaemonLatency -benchtime 1x ./scripts/e2e/
+func BenchmarkDaemonLatency(b *testing.B) {
+	labkit.Require(b)
+	const runs = 30
+	d := dirs{cache: b.TempDir(), state: b.TempDir()}
+	// No damping: each run is a fresh clash, not a flap.
+	dm := startDaemon(b, d, writeConfig(b, "[watch]\ndamping-window=0s\n"))
+	spec := netSpec{name: "lt", bridge: "vbr-lt", v4: "192.168.178", policy: "renumber"}
+	defineNetwork(b, spec)
+	labkit.NewUplink(b, "up-lt", "")
+	home := netip.MustParsePrefix("192.168.178.0/24")
+	var lat []time.Duration
+	for i := 0; i < runs; i++ {
+		before := dm.count("msg=acting", "network=lt")
+		t0 := time.Now()
+		labkit.Run(b, "ip", "addr", "add", "192.168.178.50/24", "dev", "up-lt")
+		eventually(b, 10*time.Second, "the daemon to act", func() bool { return dm.count("msg=acting", "network=lt") > before })
+		var acted time.Time
+		for _, l := range dm.lines() {
+			if strings.Contains(l, "msg=acting") && strings.Contains(l, "network=lt") {
+				if m := logTime.FindStringSubmatch(l); m != nil {
+					acted, _ = time.Parse(time.RFC3339Nano, m[1])
+				}
+			}
+		}
+		lat = append(lat, acted.Sub(t0))
+		eventually(b, 10*time.Second, "the move", func() bool {
+			p := liveSubnetQuiet(d, spec.name, true)
+			return p.IsValid() && !p.Overlaps(home)
+		})
+		labkit.Run(b, "ip", "addr", "del", "192.168.178.50/24", "dev", "up-lt")
+		virsh(b, "net-destroy", spec.name)
+		virsh(b, "net-start", spec.name)
+		time.Sleep(time.Second) // let the daemon's pass for the restart finish
+	}
+	slices.Sort(lat)
+	p99 := lat[min(len(lat)-1, (len(lat)*99+99)/100-1)]
+	b.ReportMetric(median(lat).Seconds()*1000, "ms-median")
+	b.ReportMetric(p99.Seconds()*1000, "ms-p99")
+	b.ReportMetric(float64(len(lat)), "runs")
+	b.Logf("netlink event to action over %d runs: median %v, p99 %v (debounce 300ms included)", runs, median(lat).Round(time.Millisecond), p99.Round(time.Millisecond))
+}
