@@ -90,3 +90,30 @@ func BridgePorts(h *netlink.Handle, bridge string) ([]string, error) {
 	})
 	return ports, err
 }
+
+// AllBridgePorts maps every bridge of the namespace to its ports, in one
+// link dump.
+func AllBridgePorts(h *netlink.Handle) (map[string][]string, error) {
+	if h == nil {
+		h = &netlink.Handle{}
+	}
+	var ports map[string][]string
+	err := retryDump(func() error {
+		links, err := h.LinkList()
+		if err != nil {
+			return fmt.Errorf("list links: %w", err)
+		}
+		names := make(map[int]string, len(links))
+		for _, l := range links {
+			names[l.Attrs().Index] = l.Attrs().Name
+		}
+		ports = map[string][]string{}
+		for _, l := range links {
+			if m := l.Attrs().MasterIndex; m != 0 {
+				ports[names[m]] = append(ports[names[m]], l.Attrs().Name)
+			}
+		}
+		return nil
+	})
+	return ports, err
+}

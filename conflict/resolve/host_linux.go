@@ -20,8 +20,8 @@ type NetlinkHost struct{}
 
 func (NetlinkHost) Read() (conflict.HostView, error) { return netlinkview.Read(nil) }
 
-func (NetlinkHost) BridgePorts(bridge string) ([]string, error) {
-	return netlinkview.BridgePorts(nil, bridge)
+func (NetlinkHost) Ports() (map[string][]string, error) {
+	return netlinkview.AllBridgePorts(nil)
 }
 
 // Replug puts ports back into bridge (libvirt does not re-attach them after

@@ -23,7 +23,7 @@ import (
 
 // Libvirt is the part of libvirt-dbus the resolver uses.
 type Libvirt interface {
-	List(ctx context.Context) ([]libvirtdbus.Network, error)
+	List(ctx context.Context, withDefined bool) ([]libvirtdbus.Network, error)
 	Lookup(ctx context.Context, name string) (libvirtdbus.Network, error)
 	Destroy(ctx context.Context, n libvirtdbus.Network) error
 	CreateXML(ctx context.Context, xml string) (dbus.ObjectPath, error)
@@ -32,7 +32,7 @@ type Libvirt interface {
 // Host reads the host's addresses and routes and handles bridge ports.
 type Host interface {
 	Read() (conflict.HostView, error)
-	BridgePorts(bridge string) ([]string, error)
+	Ports() (map[string][]string, error) // bridge -> its ports
 	Replug(bridge string, ports []string) error
 }
 
@@ -93,6 +93,8 @@ type snapshot struct {
 	parsed   map[string]*parsedNetwork
 	view     conflict.HostView
 	index    *conflict.Index
+	ports    map[string][]string
+	full     bool // persistent definitions were read too
 }
 
 type parsedNetwork struct {
@@ -108,8 +110,11 @@ func (r *Resolver) log() *slog.Logger {
 	return slog.Default()
 }
 
-func (r *Resolver) read(ctx context.Context) (*snapshot, error) {
-	nets, err := r.Libvirt.List(ctx)
+// read takes a snapshot. A light read (full=false) fetches only what
+// detection needs, the live XML: that is every pass's cost. Acting and
+// status read the persistent definitions too.
+func (r *Resolver) read(ctx context.Context, full bool) (*snapshot, error) {
+	nets, err := r.Libvirt.List(ctx, full)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +122,12 @@ func (r *Resolver) read(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read host addresses and routes: %w", err)
 	}
-	s := &snapshot{networks: nets, parsed: map[string]*parsedNetwork{}, view: view, index: conflict.NewIndex(view)}
+	ports, err := r.Host.Ports()
+	if err != nil {
+		return nil, fmt.Errorf("read bridge ports: %w", err)
+	}
+	s := &snapshot{networks: nets, parsed: map[string]*parsedNetwork{}, view: view,
+		index: conflict.NewIndex(view), ports: ports, full: full}
 	own := map[string]bool{}
 	for _, n := range nets {
 		p := parseNetwork(n)
@@ -128,8 +138,7 @@ func (r *Resolver) read(ctx context.Context) (*snapshot, error) {
 		br := p.live.Network.BridgeName()
 		own[br] = true
 		if n.Active {
-			ports, _ := r.Host.BridgePorts(br)
-			for _, port := range ports {
+			for _, port := range ports[br] {
 				own[port] = true
 			}
 		}
@@ -185,11 +194,7 @@ func (r *Resolver) conflictsOf(s *snapshot, n libvirtdbus.Network) ([]conflict.C
 	}
 	en := conflict.Network{Name: n.Name, Bridge: p.live.Network.BridgeName(), Subnets: p.live.Network.Subnets()}
 	if n.Active && en.Bridge != "" {
-		ports, err := r.Host.BridgePorts(en.Bridge)
-		if err != nil {
-			return nil, err
-		}
-		en.Ports = ports
+		en.Ports = s.ports[en.Bridge]
 	}
 	return s.index.Check(en), nil
 }
@@ -200,7 +205,7 @@ func (r *Resolver) ignored(name string) bool { return slices.Contains(r.Config.I
 // Networks are handled one at a time, each on a fresh read, so a network
 // moved earlier in the pass is seen by the next.
 func (r *Resolver) Pass(ctx context.Context) ([]Outcome, error) {
-	s, err := r.read(ctx)
+	s, err := r.read(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +250,7 @@ func (r *Resolver) act(ctx context.Context, name string, explicit []netip.Prefix
 	}
 	defer unlock()
 
-	s, err := r.read(ctx)
+	s, err := r.read(ctx, true)
 	if err != nil {
 		out.Error = err.Error()
 		return out
@@ -372,10 +377,11 @@ func (r *Resolver) renumber(ctx context.Context, n libvirtdbus.Network, p *parse
 		return fmt.Errorf("%w (nothing done)", err)
 	}
 	bridge := p.live.Network.BridgeName()
-	ports, err := r.Host.BridgePorts(bridge)
+	allPorts, err := r.Host.Ports()
 	if err != nil {
 		return fmt.Errorf("list ports of %s: %w (nothing done)", bridge, err)
 	}
+	ports := allPorts[bridge]
 	if err := r.Libvirt.Destroy(ctx, n); err != nil {
 		return err
 	}

@@ -25,7 +25,7 @@ type NetworkStatus struct {
 // Status reports every libvirt network, active or only defined, with its
 // current conflicts and the last action vnetguard took on it.
 func (r *Resolver) Status(ctx context.Context) ([]NetworkStatus, error) {
-	s, err := r.read(ctx)
+	s, err := r.read(ctx, true)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ package libvirtdbus
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"strings"
@@ -19,7 +20,8 @@ const (
 	connectIface = "org.libvirt.Connect"
 	networkIface = "org.libvirt.Network"
 	xmlInactive  = 1 // VIR_NETWORK_XML_INACTIVE: the persistent definition
-	listAllFlags = 0 // ListNetworks with no filter: active and inactive
+	listInactive = 1 // VIR_CONNECT_LIST_NETWORKS_INACTIVE
+	listActive   = 2 // VIR_CONNECT_LIST_NETWORKS_ACTIVE
 )
 
 // ErrUnavailable wraps every failure to reach libvirt at all, so callers
@@ -145,26 +147,58 @@ func errStrings(e dbus.Error) []string {
 	return out
 }
 
-// List returns every network, active and defined, with both XMLs.
-func (c *Client) List(ctx context.Context) ([]Network, error) {
-	var paths []dbus.ObjectPath
-	if err := c.call(ctx, connectPath, connectIface+".ListNetworks", uint32(listAllFlags)).Store(&paths); err != nil {
+// listWorkers bounds the calls in flight: libvirt-dbus serves method calls
+// from a thread pool, and a few at once hide the round trips.
+const listWorkers = 8
+
+// List returns every network, active and only defined, with its live XML
+// and, when withDefined, its persistent definition.
+func (c *Client) List(ctx context.Context, withDefined bool) ([]Network, error) {
+	// Listing active and inactive networks apart tells which is which
+	// without a property call per network.
+	var active, inactive []dbus.ObjectPath
+	if err := c.call(ctx, connectPath, connectIface+".ListNetworks", uint32(listActive)).Store(&active); err != nil {
 		return nil, classify("list networks", err)
 	}
-	nets := make([]Network, 0, len(paths))
-	for _, p := range paths {
-		n, err := c.Get(ctx, p)
-		if err != nil {
+	if err := c.call(ctx, connectPath, connectIface+".ListNetworks", uint32(listInactive)).Store(&inactive); err != nil {
+		return nil, classify("list networks", err)
+	}
+	paths := append(active, inactive...)
+	nets := make([]Network, len(paths))
+	errs := make([]error, len(paths))
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < min(listWorkers, len(paths)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				if withDefined {
+					nets[i], errs[i] = c.get(ctx, paths[i], true)
+				} else {
+					nets[i], errs[i] = c.getLive(ctx, paths[i], i < len(active))
+				}
+			}
+		}()
+	}
+	for i := range paths {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	out := nets[:0]
+	for i, n := range nets {
+		if errs[i] != nil {
 			// A network undefined between the list and this read is gone,
 			// not an error.
-			if isNoNetwork(err) {
+			if isNoNetwork(errs[i]) {
 				continue
 			}
-			return nil, err
+			return nil, errs[i]
 		}
-		nets = append(nets, n)
+		out = append(out, n)
 	}
-	return nets, nil
+	return out, nil
 }
 
 // Lookup finds a network by name.
@@ -173,11 +207,29 @@ func (c *Client) Lookup(ctx context.Context, name string) (Network, error) {
 	if err := c.call(ctx, connectPath, connectIface+".NetworkLookupByName", name).Store(&p); err != nil {
 		return Network{}, classify("look up network "+name, err)
 	}
-	return c.Get(ctx, p)
+	return c.get(ctx, p, true)
 }
 
-// Get reads one network's properties and XML.
-func (c *Client) Get(ctx context.Context, p dbus.ObjectPath) (Network, error) {
+// getLive reads only a network's live XML (one call): the name and UUID
+// come from the XML, activity from the listing.
+func (c *Client) getLive(ctx context.Context, p dbus.ObjectPath, active bool) (Network, error) {
+	n := Network{Path: p, Active: active}
+	if err := c.call(ctx, p, networkIface+".GetXMLDesc", uint32(0)).Store(&n.LiveXML); err != nil {
+		return n, classify("read XML of network "+string(p), err)
+	}
+	var head struct {
+		Name string `xml:"name"`
+		UUID string `xml:"uuid"`
+	}
+	if err := xml.Unmarshal([]byte(n.LiveXML), &head); err != nil || head.Name == "" {
+		return n, fmt.Errorf("network %s: libvirt returned XML without a name", p)
+	}
+	n.Name, n.UUID = head.Name, head.UUID
+	return n, nil
+}
+
+// get reads one network's properties and XML.
+func (c *Client) get(ctx context.Context, p dbus.ObjectPath, withDefined bool) (Network, error) {
 	n := Network{Path: p}
 	var props map[string]dbus.Variant
 	if err := c.call(ctx, p, "org.freedesktop.DBus.Properties.GetAll", networkIface).Store(&props); err != nil {
@@ -191,7 +243,7 @@ func (c *Client) Get(ctx context.Context, p dbus.ObjectPath) (Network, error) {
 	if err := c.call(ctx, p, networkIface+".GetXMLDesc", uint32(0)).Store(&n.LiveXML); err != nil {
 		return n, classify("read XML of network "+n.Name, err)
 	}
-	if n.Persistent {
+	if n.Persistent && withDefined {
 		if err := c.call(ctx, p, networkIface+".GetXMLDesc", uint32(xmlInactive)).Store(&n.DefinedXML); err != nil {
 			return n, classify("read defined XML of network "+n.Name, err)
 		}

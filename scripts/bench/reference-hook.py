@@ -1,6 +1,6 @@
-#!/usr/bin/env python3
-"""Reference dispatcher hook for the hook-cost benchmark: what a competent
-Python script using libvirt's Python bindings would do for the same check —
+#!/usr/bin/python3
+"""Reference dispatcher hook for the hook-cost benchmark (run with Debian's
+python3, which has python3-libvirt): what a competent Python script using libvirt's Python bindings would do for the same check —
 list every libvirt network, read its XML, and test its subnets for overlap
 with the host's addresses and routes of every table (read with ip -j).
 It reports clashes and acts on nothing. Not part of vnetguard."""

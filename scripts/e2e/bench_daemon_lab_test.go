@@ -57,7 +57,7 @@ func BenchmarkHookCost(b *testing.B) {
 		return ds
 	}
 	hookT := median(timeIt(hook, "eth9", "up"))
-	pyT := median(timeIt("python3", python))
+	pyT := median(timeIt("/usr/bin/python3", python))
 	noopT := median(timeIt(noop))
 	b.ReportMetric(hookT.Seconds()*1000, "ms-hook")
 	b.ReportMetric(pyT.Seconds()*1000, "ms-python-ref")
