@@ -63,6 +63,15 @@ func TestValidate(t *testing.T) {
 			t.Errorf("problem not prefixed with its file: %q", l)
 		}
 	}
+	code, out, _ := runCLI(t, "validate", "--json", "testdata/default.xml", "testdata/invalid.xml")
+	var res []struct {
+		File     string
+		Valid    bool
+		Problems []struct{ Element, Rule string }
+	}
+	if code != exitFound || json.Unmarshal([]byte(out), &res) != nil || len(res) != 2 || !res[0].Valid || res[1].Valid || len(res[1].Problems) < 2 {
+		t.Errorf("--json: exit %d, %s", code, out)
+	}
 	if code, _, _ := runCLI(t, "validate"); code != exitError {
 		t.Errorf("no files: exit %d, want 2", code)
 	}
