@@ -105,6 +105,7 @@ reloads the configuration; SIGTERM stops. Tells systemd when ready.`)
 			log.Error("pass failed; nothing changed", "cause", reason, "error", err)
 			return 0
 		}
+		log.Info("checked", "trigger", reason, "clashing", len(outcomes), "took", time.Since(start).Round(time.Millisecond))
 		var again time.Duration
 		for _, oc := range outcomes {
 			if oc.Action != "none" || oc.Error != "" || oc.Note != "" {

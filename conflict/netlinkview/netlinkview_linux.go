@@ -59,36 +59,11 @@ func retryDump(f func() error) error {
 // BridgePorts lists the interfaces enslaved to bridge; a missing bridge has
 // no ports and is not an error (an inactive network has no bridge).
 func BridgePorts(h *netlink.Handle, bridge string) ([]string, error) {
-	if h == nil {
-		h = &netlink.Handle{}
-	}
 	if bridge == "" {
 		return nil, nil
 	}
-	var ports []string
-	err := retryDump(func() error {
-		ports = ports[:0]
-		links, err := h.LinkList()
-		if err != nil {
-			return fmt.Errorf("list links: %w", err)
-		}
-		index := 0
-		for _, l := range links {
-			if l.Attrs().Name == bridge {
-				index = l.Attrs().Index
-			}
-		}
-		if index == 0 {
-			return nil
-		}
-		for _, l := range links {
-			if l.Attrs().MasterIndex == index {
-				ports = append(ports, l.Attrs().Name)
-			}
-		}
-		return nil
-	})
-	return ports, err
+	all, err := AllBridgePorts(h)
+	return all[bridge], err
 }
 
 // AllBridgePorts maps every bridge of the namespace to its ports, in one

@@ -35,7 +35,13 @@ func writeConfig(t testing.TB, body string) string {
 
 func startDaemon(t testing.TB, d dirs, config string) *daemon {
 	t.Helper()
-	args := d.flags("watch", "--config", config, "--wake-socket", filepath.Join(t.TempDir(), "wake.sock"))
+	return startDaemonAt(t, d, config, filepath.Join(t.TempDir(), "wake.sock"))
+}
+
+// startDaemonAt starts the daemon with its doorbell at socket.
+func startDaemonAt(t testing.TB, d dirs, config, socket string) *daemon {
+	t.Helper()
+	args := d.flags("watch", "--config", config, "--wake-socket", socket)
 	cmd := exec.Command(vnetguardBin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -75,8 +75,7 @@ func TestDaemonResolvesAddressRouteAndIPv6(t *testing.T) {
 	t.Run("address added with ip", func(t *testing.T) {
 		spec := netSpec{name: "da", bridge: "vbr-da", v4: "192.168.171", policy: "renumber"}
 		defineNetwork(t, spec)
-		labkit.NewUplink(t, "up-da", "")
-		labkit.Run(t, "ip", "addr", "add", "192.168.171.50/24", "dev", "up-da")
+		clashingUplink(t, "up-da", "192.168.171.50/24")
 		movedAway(t, d, spec.name, netip.MustParsePrefix("192.168.171.0/24"), 10*time.Second)
 	})
 	t.Run("route in a policy table, as wg-quick does", func(t *testing.T) {
@@ -119,8 +118,7 @@ func TestDaemonSurvivesNetworkManagerAndLibvirtdRestarts(t *testing.T) {
 
 	spec := netSpec{name: "rs", bridge: "vbr-rs", v4: "192.168.174", policy: "renumber"}
 	defineNetwork(t, spec)
-	labkit.NewUplink(t, "up-rs", "")
-	labkit.Run(t, "ip", "addr", "add", "192.168.174.50/24", "dev", "up-rs")
+	clashingUplink(t, "up-rs", "192.168.174.50/24")
 	movedAway(t, d, spec.name, netip.MustParsePrefix("192.168.174.0/24"), 15*time.Second)
 	if dm.count("org.freedesktop.NetworkManager (re)started") == 0 {
 		t.Errorf("the daemon did not notice NetworkManager's restart")
@@ -207,4 +205,24 @@ func TestHookHostileEnvironments(t *testing.T) {
 	if st.LastAction != nil {
 		t.Fatalf("a hostile environment caused an action: %+v", st.LastAction)
 	}
+}
+
+// With the daemon running, the hook only rings its doorbell and returns.
+func TestHookWakesRunningDaemon(t *testing.T) {
+	labkit.Require(t)
+	d := newDirs(t)
+	dm := startDaemonAt(t, d, writeConfig(t, daemonConfig), "/run/vnetguard/wake.sock")
+	hook := filepath.Join(t.TempDir(), "90-vnetguard")
+	if err := os.Symlink(vnetguardBin, hook); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(hook, "up-wk", "up")
+	cmd.Env = []string{"NM_DISPATCHER_ACTION=up", "DEVICE_IFACE=up-wk"}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "woke the listener daemon") {
+		t.Fatalf("hook: %v: %s", err, out)
+	}
+	eventually(t, 5*time.Second, "the daemon to run a pass for the ring", func() bool {
+		return dm.count("msg=checked", "dispatcher: up up-wk") > 0
+	})
 }

@@ -244,3 +244,11 @@ func startLibvirtd(t testing.TB) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// clashingUplink makes an uplink and puts cidr on it with plain ip, as a
+// user or a VPN client outside NetworkManager would.
+func clashingUplink(t testing.TB, name, cidr string) {
+	t.Helper()
+	labkit.NewUplink(t, name, "")
+	labkit.Run(t, "ip", "addr", "add", cidr, "dev", name)
+}

@@ -98,8 +98,7 @@ func TestDestroyPolicy(t *testing.T) {
 	d := newDirs(t)
 	spec := netSpec{name: "ds", bridge: "vbr-ds", v4: "192.168.152", policy: "destroy"}
 	defineNetwork(t, spec)
-	labkit.NewUplink(t, "up-ds", "")
-	labkit.Run(t, "ip", "addr", "add", "192.168.152.50/24", "dev", "up-ds")
+	clashingUplink(t, "up-ds", "192.168.152.50/24")
 	if r := vnetguard(t, nil, d.flags("resolve")...); r.code != 0 || !strings.Contains(r.stdout, "ds: destroy") {
 		t.Fatalf("resolve: %+v", r)
 	}
@@ -117,8 +116,7 @@ func TestDefaultPolicyIsDestroy(t *testing.T) {
 	d := newDirs(t)
 	spec := netSpec{name: "np", bridge: "vbr-np", v4: "192.168.153"}
 	defineNetwork(t, spec)
-	labkit.NewUplink(t, "up-np", "")
-	labkit.Run(t, "ip", "addr", "add", "192.168.153.50/24", "dev", "up-np")
+	clashingUplink(t, "up-np", "192.168.153.50/24")
 	vnetguard(t, nil, d.flags("resolve")...)
 	if st := status(t, d, spec.name); st.Active || st.Policy != "destroy" {
 		t.Fatalf("network without policy not destroyed: %+v", st)
@@ -131,8 +129,7 @@ func TestWarnPolicy(t *testing.T) {
 	spec := netSpec{name: "wn", bridge: "vbr-wn", v4: "192.168.154", policy: "warn"}
 	defineNetwork(t, spec)
 	before := virsh(t, "net-dumpxml", spec.name)
-	labkit.NewUplink(t, "up-wn", "")
-	labkit.Run(t, "ip", "addr", "add", "192.168.154.50/24", "dev", "up-wn")
+	clashingUplink(t, "up-wn", "192.168.154.50/24")
 	r := vnetguard(t, nil, d.flags("resolve")...)
 	if r.code != 0 || !strings.Contains(r.stdout, "wn: warn") || !strings.Contains(r.stderr, "wn") {
 		t.Fatalf("resolve: %+v", r)
@@ -219,8 +216,7 @@ func TestConcurrentResolvesActOnce(t *testing.T) {
 	d := newDirs(t)
 	spec := netSpec{name: "cc", bridge: "vbr-cc", v4: "192.168.158", policy: "renumber"}
 	defineNetwork(t, spec)
-	labkit.NewUplink(t, "up-cc", "")
-	labkit.Run(t, "ip", "addr", "add", "192.168.158.50/24", "dev", "up-cc")
+	clashingUplink(t, "up-cc", "192.168.158.50/24")
 	var wg sync.WaitGroup
 	results := make([]result, 2)
 	for i := range results {
@@ -251,8 +247,7 @@ func TestLibvirtAbsentIsAClearErrorAndChangesNothing(t *testing.T) {
 	d := newDirs(t)
 	spec := netSpec{name: "ab", bridge: "vbr-ab", v4: "192.168.159", policy: "renumber"}
 	defineNetwork(t, spec)
-	labkit.NewUplink(t, "up-ab", "")
-	labkit.Run(t, "ip", "addr", "add", "192.168.159.50/24", "dev", "up-ab")
+	clashingUplink(t, "up-ab", "192.168.159.50/24")
 	before := virsh(t, "net-dumpxml", spec.name)
 
 	// No bus at all (the system bus is down).
