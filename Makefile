@@ -53,6 +53,7 @@ install: build
 	ln -sf $(PREFIX)/bin/vnetguard $(DESTDIR)/usr/lib/NetworkManager/dispatcher.d/90-vnetguard
 	install -D -m 0644 packaging/systemd/vnetguard.service $(DESTDIR)/usr/lib/systemd/system/vnetguard.service
 	install -D -m 0644 packaging/config/vnetguard.conf $(DESTDIR)/etc/vnetguard/vnetguard.conf
+	install -D -m 0644 packaging/man/vnetguard.8 $(DESTDIR)$(PREFIX)/share/man/man8/vnetguard.8
 
 clean:
 	rm -rf bin
