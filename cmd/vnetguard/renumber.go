@@ -57,6 +57,9 @@ Host parts are kept (.1 stays .1, a static .10 stays .10).`)
 		}
 		return renumberFile(env, *file, targets, &host, &o.alloc)
 	case fs.NArg() == 1:
+		if host.stateFile != "" {
+			return fail(env, "renumber", fmt.Errorf("--host-state goes with --file: a live network is checked against the live host"))
+		}
 		return renumberLive(env, fs.Arg(0), targets, *dryRun, *asJSON, &o)
 	}
 	return fail(env, "renumber", fmt.Errorf("name one network, or use --dry-run --file FILE (see --help)"))

@@ -33,7 +33,7 @@ type resolverOptions struct {
 func (o *resolverOptions) register(fs *pflag.FlagSet) {
 	o.fs = fs
 	fs.StringVar(&o.configPath, "config", config.DefaultPath, "configuration file (a missing file means the defaults)")
-	fs.StringVar(&o.defaultPolicy, "default-policy", "destroy", "what to do with a clashing network whose XML names no policy: renumber, destroy or warn (default from the configuration)")
+	fs.StringVar(&o.defaultPolicy, "default-policy", "", "what to do with a clashing network whose XML names no policy: renumber, destroy or warn (default: the configuration's default-policy, shipped as destroy)")
 	fs.StringArrayVar(&o.ignore, "ignore", nil, "a network name never to touch (repeatable; adds to the configuration's)")
 	fs.StringVar(&o.lockDir, "lock-dir", "/run/vnetguard", "where per-network locks shared by all vnetguard runs live")
 	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "give up on libvirt and the host after this long")
@@ -96,14 +96,16 @@ func (o *resolverOptions) newResolver(env *runEnv, dryRun bool) (*resolve.Resolv
 			DefaultPolicy: pol,
 			Direction:     ctx.direction,
 			Pools:         o.cfg.Pools4,
-			Reserved:      append(ctx.reserved, o.cfg.Reserved...),
-			ULA:           ctx.ula,
-			Usable:        ctx.usable,
-			CacheDir:      o.alloc.cacheDir,
-			LockDir:       o.lockDir,
-			Ignore:        append(slices.Clone(o.ignore), o.cfg.Ignore...),
-			DryRun:        dryRun,
-			Log:           slog.New(slog.NewTextHandler(env.stderr, nil)),
+			// --avoid files and --reserve ranges are both simply not
+			// handed out.
+			Reserved: slices.Concat(ctx.reserved, ctx.others, o.cfg.Reserved),
+			ULA:      ctx.ula,
+			Usable:   ctx.usable,
+			CacheDir: o.alloc.cacheDir,
+			LockDir:  o.lockDir,
+			Ignore:   append(slices.Clone(o.ignore), o.cfg.Ignore...),
+			DryRun:   dryRun,
+			Log:      slog.New(slog.NewTextHandler(env.stderr, nil)),
 		},
 	}
 	return r, client, nil
