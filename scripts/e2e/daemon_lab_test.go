@@ -226,3 +226,32 @@ func TestHookWakesRunningDaemon(t *testing.T) {
 		return dm.count("msg=checked", "dispatcher: up up-wk") > 0
 	})
 }
+
+// libvirtd frozen (SIGSTOP): the hook still returns 0 within its deadline,
+// having changed nothing.
+func TestHookDeadlineWhenLibvirtdHangs(t *testing.T) {
+	labkit.Require(t)
+	hook := filepath.Join(t.TempDir(), "90-vnetguard")
+	if err := os.Symlink(vnetguardBin, hook); err != nil {
+		t.Fatal(err)
+	}
+	labkit.Run(t, "pkill", "-STOP", "-x", "libvirtd")
+	t.Cleanup(func() {
+		exec.Command("pkill", "-CONT", "-x", "libvirtd").Run()
+		eventually(t, 20*time.Second, "libvirtd to answer again", func() bool {
+			return exec.Command("virsh", "-c", "qemu:///system", "net-list").Run() == nil
+		})
+	})
+	cmd := exec.Command(hook, "up-hg", "up")
+	cmd.Env = []string{"NM_DISPATCHER_ACTION=up", "DEVICE_IFACE=up-hg"}
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("hook failed: %v: %s", err, out)
+	}
+	if took > 11*time.Second {
+		t.Fatalf("hook took %v, past its 10s deadline", took)
+	}
+	t.Logf("hook gave up after %v: %s", took.Round(time.Millisecond), strings.TrimSpace(string(out)))
+}
