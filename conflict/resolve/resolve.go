@@ -289,12 +289,14 @@ func (r *Resolver) act(ctx context.Context, name string, explicit []netip.Prefix
 		policy = netdef.Renumber
 	}
 	cause := causeOf(found)
-	if !r.Config.DryRun {
-		r.log().Info("acting", "network", name, "policy", string(policy), "cause", cause)
-	}
 	switch policy {
 	case netdef.Warn:
 		out.Action = "warn"
+		// Warn once per cause: a daemon re-checks on every event, and the
+		// same clash need not fill the journal.
+		if last := r.lastAction(name); last.Action == "warn" && last.Cause == cause {
+			return out
+		}
 		r.log().Warn("virtual network clashes with the host; policy is warn, nothing done",
 			"network", name, "cause", cause)
 		r.record(name, store.Action{Action: "warn", Cause: cause})
@@ -303,6 +305,7 @@ func (r *Resolver) act(ctx context.Context, name string, explicit []netip.Prefix
 		if r.Config.DryRun {
 			return out
 		}
+		r.log().Info("acting", "network", name, "policy", string(policy), "cause", cause)
 		if err := r.Libvirt.Destroy(ctx, n); err != nil {
 			out.Error = err.Error()
 			return out
@@ -330,6 +333,7 @@ func (r *Resolver) act(ctx context.Context, name string, explicit []netip.Prefix
 		if r.Config.DryRun {
 			return out
 		}
+		r.log().Info("acting", "network", name, "policy", string(policy), "cause", cause)
 		if err := r.renumber(ctx, n, p, moves, cause); err != nil {
 			out.Error = err.Error()
 		}
@@ -344,6 +348,18 @@ func causeOf(found []conflict.Conflict) string {
 		return "asked by the user"
 	}
 	return found[0].Reason
+}
+
+// lastAction is the last action recorded for a network.
+func (r *Resolver) lastAction(name string) store.Action {
+	if r.Config.CacheDir == "" {
+		return store.Action{}
+	}
+	mem, err := store.LoadMemory(r.Config.CacheDir)
+	if err != nil || mem.Networks[name] == nil || mem.Networks[name].LastAction == nil {
+		return store.Action{}
+	}
+	return *mem.Networks[name].LastAction
 }
 
 func (r *Resolver) record(name string, a store.Action) {
@@ -456,19 +472,12 @@ func definedSubnetFor(p *parsedNetwork, live netip.Prefix) netip.Prefix {
 // damped returns how long a network must still wait before an automatic
 // renumber: zero unless it was renumbered within the damping window.
 func (r *Resolver) damped(network string) time.Duration {
-	if r.Config.DampingWindow <= 0 || r.Config.CacheDir == "" {
+	if r.Config.DampingWindow <= 0 {
 		return 0
 	}
-	mem, err := store.LoadMemory(r.Config.CacheDir)
-	if err != nil {
-		return 0
-	}
-	nm := mem.Networks[network]
-	if nm == nil || nm.LastAction == nil || nm.LastAction.Action != "renumber" {
-		return 0
-	}
-	since := time.Since(nm.LastAction.Time)
-	if since < 0 || since >= r.Config.DampingWindow {
+	a := r.lastAction(network)
+	since := time.Since(a.Time)
+	if a.Action != "renumber" || since < 0 || since >= r.Config.DampingWindow {
 		return 0
 	}
 	return r.Config.DampingWindow - since
@@ -477,18 +486,10 @@ func (r *Resolver) damped(network string) time.Duration {
 // recentlyLeft: within the damping window a network never goes back to
 // the subnets it just left (no ping-pong between two subnets).
 func (r *Resolver) recentlyLeft(network string) []netip.Prefix {
-	if r.Config.DampingWindow <= 0 || r.Config.CacheDir == "" {
+	if r.damped(network) == 0 {
 		return nil
 	}
-	mem, err := store.LoadMemory(r.Config.CacheDir)
-	if err != nil {
-		return nil
-	}
-	nm := mem.Networks[network]
-	if nm == nil || nm.LastAction == nil || time.Since(nm.LastAction.Time) >= r.Config.DampingWindow {
-		return nil
-	}
-	return nm.LastAction.Left
+	return r.lastAction(network).Left
 }
 
 // plan gathers a PlanInput from a fresh snapshot.
