@@ -2,7 +2,6 @@ package conflict
 
 import (
 	"cmp"
-	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -15,114 +14,56 @@ type Network struct {
 	Name    string
 	Bridge  string         // its bridge interface: what is on it is its own
 	Ports   []string       // interfaces enslaved to the bridge: also its own
-	Subnets []netip.Prefix // masked
+	Subnets []netip.Prefix // masked (Check masks them anyway)
 }
 
 // Conflict is one explainable clash.
 type Conflict struct {
 	Network   string       `json:"network"`
 	Subnet    netip.Prefix `json:"subnet"` // the network's subnet that clashes
-	Kind      string       `json:"kind"`   // address or route
-	Host      netip.Prefix `json:"host"`   // the host address (with its length) or route destination
+	Kind      string       `json:"kind"`   // KindAddress, KindRoute or KindNetwork
+	Host      netip.Prefix `json:"host"`   // the host address (with its length), route destination or other network's subnet
 	Interface string       `json:"interface,omitempty"`
-	Table     int          `json:"table,omitempty"`
+	Table     int          `json:"table,omitempty"` // routes only
 	Gateway   netip.Addr   `json:"gateway,omitzero"`
 	Routed    bool         `json:"routed"` // reached via a gateway, not on-link
 	Reason    string       `json:"reason"`
 }
 
-// entry is one host address or route that can clash.
-type entry struct {
-	kind    string
-	host    netip.Prefix
-	iface   string
-	table   int
-	gateway netip.Addr
-	typ     string
+// own reports whether an interface is the network's bridge or one of its
+// ports. An entry with no interface (blackhole, unreachable) is nobody's.
+func (n *Network) own(iface string) bool {
+	return iface != "" && (iface == n.Bridge || slices.Contains(n.Ports, iface))
 }
 
-// Index holds the host entries that can clash, in a prefix trie keyed by
-// the masked prefix, so a check walks only covering and covered prefixes
-// instead of every route. It is immutable after NewIndex.
-type Index struct {
-	table *bart.Table[[]entry]
+// dedupKey: one conflict per (subnet, kind, host prefix, interface, table).
+type dedupKey struct {
+	subnet, host netip.Prefix
+	kind, iface  string
+	table        int
 }
 
-// Well-known prefixes that never clash.
-var (
-	halves = map[netip.Prefix]bool{
-		netip.MustParsePrefix("0.0.0.0/1"):   true,
-		netip.MustParsePrefix("128.0.0.0/1"): true,
-		netip.MustParsePrefix("::/1"):        true,
-		netip.MustParsePrefix("8000::/1"):    true,
-	}
-)
-
-// ignorable: the default route, full-tunnel halves (a VPN's way of
-// replacing the default route), link-local, loopback, multicast and
-// unspecified prefixes never make a virtual network unusable.
-func ignorable(p netip.Prefix) bool {
-	if !p.IsValid() || p.Bits() == 0 || halves[p] {
-		return true
-	}
-	// A prefix is judged by its first address: 169.254.0.0/16 and
-	// fe80::/10 are link-local, a wider prefix around them is not.
-	a := p.Addr()
-	return a.IsLoopback() || a.IsMulticast() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsUnspecified()
-}
-
-// routeTypeCounts: local, broadcast and anycast routes mirror addresses
-// (which are indexed themselves); multicast, throw and nat routes carry no
-// unicast traffic. Blackhole, unreachable and prohibit do count: a VPN's
-// kill switch over a range makes it unusable.
-func routeTypeCounts(t string) bool {
-	switch t {
-	case "local", "broadcast", "anycast", "multicast", "throw", "nat":
-		return false
-	}
-	return true
-}
-
-// NewIndex builds the index of a host view.
-func NewIndex(h HostView) *Index {
-	t := &bart.Table[[]entry]{}
-	add := func(e entry) {
-		key := e.host.Masked()
-		t.Modify(key, func(old []entry, _ bool) ([]entry, bool) { return append(old, e), false })
-	}
-	for _, a := range h.Addresses {
-		if ignorable(a.Prefix.Masked()) || a.Scope == "host" {
-			continue
-		}
-		add(entry{kind: "address", host: a.Prefix, iface: a.Interface})
-	}
-	for _, r := range h.Routes {
-		if ignorable(r.Dst) || !routeTypeCounts(r.Type) {
-			continue
-		}
-		add(entry{kind: "route", host: r.Dst.Masked(), iface: r.Interface, table: r.Table, gateway: r.Gateway, typ: r.Type})
-	}
-	return &Index{table: t}
-}
-
-// Check returns the clashes of one network with the host, sorted.
+// Check returns the clashes of one network with the host: every indexed
+// address or route, in any table, whose prefix overlaps one of the
+// network's subnets either way round, except those on the network's own
+// bridge and ports. The result is sorted (see CompareConflicts) and nil
+// when nothing clashes. A nil Index is an empty host.
 func (ix *Index) Check(n Network) []Conflict {
-	own := func(iface string) bool {
-		return iface != "" && (iface == n.Bridge || slices.Contains(n.Ports, iface))
+	if ix == nil {
+		return nil
 	}
-	type key struct {
-		subnet, host netip.Prefix
-		iface        string
-		table        int
-	}
-	seen := map[key]bool{}
 	var out []Conflict
-	visit := func(subnet netip.Prefix, entries []entry) {
-		for _, e := range entries {
-			if own(e.iface) {
+	var seen map[dedupKey]bool // made on the first hit: most networks have none
+	visit := func(subnet netip.Prefix, head int32) {
+		for i := head; i >= 0; i = ix.entries[i].next {
+			e := &ix.entries[i]
+			if n.own(e.iface) {
 				continue
 			}
-			k := key{subnet, e.host, e.iface, e.table}
+			k := dedupKey{subnet, e.host, e.kind, e.iface, e.table}
+			if seen == nil {
+				seen = map[dedupKey]bool{}
+			}
 			if seen[k] {
 				continue
 			}
@@ -131,21 +72,26 @@ func (ix *Index) Check(n Network) []Conflict {
 		}
 	}
 	for _, s := range n.Subnets {
-		s = s.Masked()
-		for _, es := range ix.table.Supernets(s) {
-			visit(s, es)
+		if !s.IsValid() {
+			continue
 		}
-		for p, es := range ix.table.Subnets(s) {
-			if p != s { // Supernets already yielded the exact match
-				visit(s, es)
+		s = s.Masked()
+		for _, head := range ix.table.Supernets(s) { // covering, and equal
+			visit(s, head)
+		}
+		for p, head := range ix.table.Subnets(s) { // covered
+			if p != s { // Supernets yielded the equal one
+				visit(s, head)
 			}
 		}
 	}
-	slices.SortFunc(out, compareConflicts)
+	slices.SortFunc(out, CompareConflicts)
 	return out
 }
 
-// CheckAll checks every network.
+// CheckAll checks every network against the host, in the order given;
+// each network's conflicts are sorted. It reports no overlaps between the
+// networks themselves: see CheckOverlaps.
 func CheckAll(ix *Index, nets []Network) []Conflict {
 	var out []Conflict
 	for _, n := range nets {
@@ -154,70 +100,93 @@ func CheckAll(ix *Index, nets []Network) []Conflict {
 	return out
 }
 
-func compareConflicts(a, b Conflict) int {
+// CheckOverlaps reports the virtual networks whose subnets overlap each
+// other's (Kind KindNetwork), once from each side: network A's conflict
+// names B's subnet as Host and B's bridge as Interface, and B's names A's.
+// Networks of the same name are the same network. The result is sorted.
+// Use it where the host view does not already show the other network (a
+// network that is only defined has no bridge address to clash with).
+func CheckOverlaps(nets []Network) []Conflict {
+	var t bart.Table[[]int] // subnet -> networks that have it
+	for i, n := range nets {
+		for _, s := range n.Subnets {
+			if !s.IsValid() {
+				continue
+			}
+			t.Modify(s.Masked(), func(old []int, _ bool) ([]int, bool) {
+				if len(old) > 0 && old[len(old)-1] == i {
+					return old, false
+				}
+				return append(old, i), false
+			})
+		}
+	}
+	type pairKey struct {
+		subnet, other netip.Prefix
+		name          string
+	}
+	var out []Conflict
+	seen := map[pairKey]bool{}
+	for _, n := range nets {
+		visit := func(s, p netip.Prefix, owners []int) {
+			for _, j := range owners {
+				if nets[j].Name == n.Name {
+					continue
+				}
+				k := pairKey{s, p, nets[j].Name}
+				if seen[k] {
+					continue
+				}
+				seen[k] = true
+				c := Conflict{Network: n.Name, Subnet: s, Kind: KindNetwork, Host: p, Interface: nets[j].Bridge}
+				c.Reason = explainNetwork(c, nets[j].Name)
+				out = append(out, c)
+			}
+		}
+		for _, s := range n.Subnets {
+			if !s.IsValid() {
+				continue
+			}
+			s = s.Masked()
+			for p, owners := range t.Supernets(s) {
+				visit(s, p, owners)
+			}
+			for p, owners := range t.Subnets(s) {
+				if p != s {
+					visit(s, p, owners)
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, CompareConflicts)
+	return out
+}
+
+// CompareConflicts orders conflicts by network, subnet, kind, host
+// prefix, interface, table and gateway: the order Check returns.
+func CompareConflicts(a, b Conflict) int {
 	return cmp.Or(
 		strings.Compare(a.Network, b.Network),
-		a.Subnet.Addr().Compare(b.Subnet.Addr()),
-		cmp.Compare(a.Subnet.Bits(), b.Subnet.Bits()),
+		comparePrefix(a.Subnet, b.Subnet),
 		strings.Compare(a.Kind, b.Kind),
-		a.Host.Addr().Compare(b.Host.Addr()),
-		cmp.Compare(a.Host.Bits(), b.Host.Bits()),
+		comparePrefix(a.Host, b.Host),
 		strings.Compare(a.Interface, b.Interface),
 		cmp.Compare(a.Table, b.Table),
+		a.Gateway.Compare(b.Gateway),
+		strings.Compare(a.Reason, b.Reason),
 	)
 }
 
-func newConflict(network string, subnet netip.Prefix, e entry) Conflict {
+func comparePrefix(a, b netip.Prefix) int {
+	return cmp.Or(a.Addr().Compare(b.Addr()), cmp.Compare(a.Bits(), b.Bits()))
+}
+
+func newConflict(network string, subnet netip.Prefix, e *entry) Conflict {
 	c := Conflict{Network: network, Subnet: subnet, Kind: e.kind, Host: e.host, Interface: e.iface, Gateway: e.gateway}
-	if e.kind == "route" {
+	if e.kind == KindRoute {
 		c.Table = e.table
 		c.Routed = e.gateway.IsValid()
 	}
 	c.Reason = explain(c, e.typ)
 	return c
-}
-
-var tableNames = map[int]string{253: "default", 254: "main", 255: "local"}
-
-func explain(c Conflict, typ string) string {
-	var b strings.Builder
-	var how string
-	switch {
-	case c.Host.Masked() == c.Subnet:
-		how = "is also"
-	case c.Host.Bits() < c.Subnet.Bits():
-		how = "lies inside"
-	default:
-		how = "contains"
-	}
-	fmt.Fprintf(&b, "%s %s ", c.Subnet, how)
-	if c.Kind == "address" {
-		fmt.Fprintf(&b, "the subnet of address %s", c.Host)
-		if c.Interface != "" {
-			fmt.Fprintf(&b, " on %s", c.Interface)
-		}
-		return b.String()
-	}
-	if how == "is also" {
-		b.WriteString("the destination of ")
-	}
-	if typ != "" && typ != "unicast" {
-		b.WriteString(typ + " ")
-	}
-	fmt.Fprintf(&b, "route %s", c.Host)
-	if c.Gateway.IsValid() {
-		fmt.Fprintf(&b, " via %s", c.Gateway)
-	}
-	if c.Interface != "" {
-		fmt.Fprintf(&b, " dev %s", c.Interface)
-	}
-	if name, ok := tableNames[c.Table]; ok {
-		fmt.Fprintf(&b, " table %s", name)
-	} else {
-		fmt.Fprintf(&b, " table %d", c.Table)
-	}
-	if c.Routed {
-		b.WriteString(" (routed through a gateway: that range is reached over it)")
-	}
-	return b.String()
 }

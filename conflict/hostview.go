@@ -35,14 +35,23 @@ type HostView struct {
 	Routes    []HostRoute   `json:"routes"`
 }
 
+// maxTable is the largest Linux routing table ID.
+const maxTable int64 = 1<<32 - 1
+
 // maxHostStateSize bounds a saved host state: a million routes fit.
 const maxHostStateSize = 256 << 20
 
 // ParseHostState reads a saved host view (the JSON MarshalHostState
-// writes). Unknown fields are rejected, and an error names the entry.
+// writes): one JSON object with "addresses" and "routes". Unknown fields
+// and trailing data are rejected, and an error names the entry, e.g.
+// "routes[3]". Route destinations are masked; a route without a table is
+// in the main table (254); a gateway must be of the route's family.
 func ParseHostState(data []byte) (HostView, error) {
 	if len(data) > maxHostStateSize {
 		return HostView{}, fmt.Errorf("host state is larger than %d bytes", maxHostStateSize)
+	}
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return HostView{}, fmt.Errorf("host state: not a JSON object")
 	}
 	// Decode prefixes as strings first so an error can name the entry.
 	var raw struct {
@@ -86,6 +95,9 @@ func ParseHostState(data []byte) (HostView, error) {
 		if hr.Table == 0 {
 			hr.Table = 254 // a state written by hand means the main table
 		}
+		if hr.Table < 0 || int64(hr.Table) > maxTable {
+			return HostView{}, fmt.Errorf("host state: routes[%d]: table %d is not a routing table (0 to %d)", i, r.Table, maxTable)
+		}
 		if r.Gateway != "" {
 			gw, err := netip.ParseAddr(r.Gateway)
 			if err != nil || gw.Is4() != p.Addr().Is4() {
@@ -101,6 +113,16 @@ func ParseHostState(data []byte) (HostView, error) {
 // MarshalHostState writes a host view as indented JSON that ParseHostState
 // reads back.
 func MarshalHostState(h HostView) ([]byte, error) {
+	for i, a := range h.Addresses {
+		if !a.Prefix.IsValid() {
+			return nil, fmt.Errorf("host state: addresses[%d]: no prefix", i)
+		}
+	}
+	for i, r := range h.Routes {
+		if !r.Dst.IsValid() {
+			return nil, fmt.Errorf("host state: routes[%d]: no destination", i)
+		}
+	}
 	if h.Addresses == nil {
 		h.Addresses = []HostAddress{}
 	}

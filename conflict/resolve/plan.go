@@ -1,7 +1,6 @@
 package resolve
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -9,8 +8,8 @@ import (
 	"github.com/vnetguard/vnetguard/conflict"
 )
 
-// ErrNoPlan marks a renumber that found nowhere to go.
-var ErrNoPlan = errors.New("no subnet to move to")
+// ErrNoPlan marks a renumber that found nowhere to go (the engine's).
+var ErrNoPlan = conflict.ErrNoPlan
 
 // PlanInput is everything needed to decide where a network's subnets move.
 type PlanInput struct {
@@ -28,66 +27,46 @@ type PlanInput struct {
 	Usable     map[conflict.Family]bool
 }
 
-// Plan chooses where each clashing subnet, and each subnet a user named a
-// target family for, moves. Candidates avoid the host, the other networks,
-// the reserved ranges, the network's own subnets that stay, and targets
-// already chosen in this plan. An explicit target that is not free is an
-// error, never silently replaced. Plan does no I/O.
+// Plan adds a user's explicit targets to the engine's planner: each must be
+// free (never silently replaced) and moves the network's one subnet of its
+// family; the clashing subnets left over get automatic homes from
+// conflict.Planner, which keeps them off the host, the other networks,
+// the reserved ranges, all of the network's subnets, and the targets.
+// Plan does no I/O.
 func Plan(in PlanInput) ([]conflict.Move, error) {
-	targets := map[netip.Prefix]netip.Prefix{}
-	var moving []netip.Prefix
+	occ := conflict.NewOccupied(in.Host, in.Others, in.Reserved).With(in.Own...)
+	var moves []conflict.Move
+	explicit := map[netip.Prefix]bool{}
 	for _, t := range in.Targets {
 		from, err := onlySubnetOfFamily(in.Own, t)
 		if err != nil {
 			return nil, err
 		}
-		if _, dup := targets[from]; dup {
+		if explicit[from] {
 			return nil, fmt.Errorf("two targets given for %s", from)
 		}
-		targets[from] = t.Masked()
-		moving = append(moving, from)
+		explicit[from] = true
+		t = t.Masked()
+		if !occ.Free(t) && t != from {
+			return nil, fmt.Errorf("%s is not free: it overlaps the host, another network or a reserved range", t)
+		}
+		moves = append(moves, conflict.Move{From: from, To: t})
+		occ = occ.With(t)
 	}
+	// The engine plans from conflicts: one per subnet still to move.
+	var pending []conflict.Conflict
 	for _, c := range in.Clashing {
-		if !slices.Contains(moving, c) {
-			moving = append(moving, c)
+		if !explicit[c.Masked()] {
+			pending = append(pending, conflict.Conflict{Network: in.Network, Subnet: c.Masked()})
 		}
 	}
-	taken := slices.Clone(in.Others)
-	for _, o := range in.Own {
-		if !slices.Contains(moving, o) {
-			taken = append(taken, o)
-		}
+	pl := conflict.Planner{Occupied: occ, Pools: in.Pools, Direction: in.Direction, ULA: in.ULA,
+		Usable: in.Usable, Remembered: in.Remembered}
+	auto, err := pl.Plan(conflict.Network{Name: in.Network, Subnets: in.Own}, pending)
+	if err != nil {
+		return nil, err
 	}
-	var moves []conflict.Move
-	for _, from := range moving {
-		occ := conflict.NewOccupied(in.Host, taken, in.Reserved)
-		to, explicit := targets[from]
-		if explicit {
-			if !occ.Free(to) {
-				return nil, fmt.Errorf("%s is not free: it overlaps the host, another network or a reserved range", to)
-			}
-		} else {
-			req := conflict.Request{
-				Network:   in.Network,
-				Family:    familyOf(from),
-				Bits:      from.Bits(),
-				Pools:     in.Pools,
-				Direction: in.Direction,
-				ULA:       in.ULA,
-				Usable:    in.Usable,
-			}
-			if in.Remembered != nil {
-				req.Remembered = in.Remembered(from)
-			}
-			var err error
-			if to, err = occ.Allocate(req); err != nil {
-				return nil, fmt.Errorf("%w for %s of network %s: %v", ErrNoPlan, from, in.Network, err)
-			}
-		}
-		moves = append(moves, conflict.Move{From: from, To: to})
-		taken = append(taken, to)
-	}
-	return moves, nil
+	return append(moves, auto.Moves...), nil
 }
 
 func onlySubnetOfFamily(own []netip.Prefix, target netip.Prefix) (netip.Prefix, error) {
