@@ -7,7 +7,10 @@ package netdef
 import "encoding/xml"
 
 // Network is a <network> definition. Every element and attribute of
-// libvirt's format has a field; anything else is kept in Extra/ExtraAttrs.
+// libvirt's format has a field; anything else is kept in Extra/ExtraAttrs
+// (unknown children and attributes) at every level. Values are kept as
+// written (strings), so the model never loses or normalises what the file
+// says; Validate judges them.
 type Network struct {
 	XMLName             xml.Name   `xml:"network"`
 	IPv6                string     `xml:"ipv6,attr,omitempty"`
@@ -38,9 +41,17 @@ type Network struct {
 	Extra       []Any        `xml:",any"`
 }
 
-// Metadata is kept verbatim: libvirt does the same.
+// Metadata is kept verbatim (libvirt does the same); vnetguard's own
+// policy elements are also decoded, with namespaces resolved wherever the
+// prefix was declared.
 type Metadata struct {
-	Inner string `xml:",innerxml"`
+	Inner    string          `xml:",innerxml"`
+	Policies []PolicyElement `xml:"urn:x-vnetguard:policy:1 policy"`
+}
+
+// PolicyElement is <vnetguard:policy on-conflict="..."/>.
+type PolicyElement struct {
+	OnConflict string `xml:"on-conflict,attr"`
 }
 
 // Any is an element this model does not know, kept whole.
@@ -59,65 +70,91 @@ type Forward struct {
 	PFs        []ForwardPF        `xml:"pf"`
 	Addresses  []ForwardAddress   `xml:"address"`
 	Driver     *ForwardDriver     `xml:"driver"`
+	Extra      []Any              `xml:",any"`
+	ExtraAttrs []xml.Attr         `xml:",any,attr"`
 }
 
 type NAT struct {
-	IPv6      string     `xml:"ipv6,attr,omitempty"`
-	Addresses []NATRange `xml:"address"`
-	Ports     []NATPorts `xml:"port"`
+	IPv6       string     `xml:"ipv6,attr,omitempty"`
+	Addresses  []NATRange `xml:"address"`
+	Ports      []NATPorts `xml:"port"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
 type NATRange struct {
-	Start string `xml:"start,attr,omitempty"`
-	End   string `xml:"end,attr,omitempty"`
+	Start      string     `xml:"start,attr,omitempty"`
+	End        string     `xml:"end,attr,omitempty"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
 type NATPorts struct {
-	Start string `xml:"start,attr,omitempty"`
-	End   string `xml:"end,attr,omitempty"`
+	Start      string     `xml:"start,attr,omitempty"`
+	End        string     `xml:"end,attr,omitempty"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
 type ForwardInterface struct {
-	Dev string `xml:"dev,attr,omitempty"`
+	Dev         string     `xml:"dev,attr,omitempty"`
+	Connections string     `xml:"connections,attr,omitempty"` // live XML only
+	Extra       []Any      `xml:",any"`
+	ExtraAttrs  []xml.Attr `xml:",any,attr"`
 }
 
 type ForwardPF struct {
-	Dev string `xml:"dev,attr,omitempty"`
+	Dev         string     `xml:"dev,attr,omitempty"`
+	Connections string     `xml:"connections,attr,omitempty"` // live XML only
+	Extra       []Any      `xml:",any"`
+	ExtraAttrs  []xml.Attr `xml:",any,attr"`
 }
 
 // ForwardAddress is a PCI address of an SR-IOV function (hostdev mode).
 type ForwardAddress struct {
-	Type     string `xml:"type,attr,omitempty"`
-	Domain   string `xml:"domain,attr,omitempty"`
-	Bus      string `xml:"bus,attr,omitempty"`
-	Slot     string `xml:"slot,attr,omitempty"`
-	Function string `xml:"function,attr,omitempty"`
+	Type       string     `xml:"type,attr,omitempty"`
+	Domain     string     `xml:"domain,attr,omitempty"`
+	Bus        string     `xml:"bus,attr,omitempty"`
+	Slot       string     `xml:"slot,attr,omitempty"`
+	Function   string     `xml:"function,attr,omitempty"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
 type ForwardDriver struct {
-	Name string `xml:"name,attr,omitempty"`
+	Name       string     `xml:"name,attr,omitempty"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
 type Bridge struct {
-	Name            string `xml:"name,attr,omitempty"`
-	STP             string `xml:"stp,attr,omitempty"`
-	Delay           string `xml:"delay,attr,omitempty"`
-	MACTableManager string `xml:"macTableManager,attr,omitempty"`
-	Zone            string `xml:"zone,attr,omitempty"`
+	Name            string     `xml:"name,attr,omitempty"`
+	STP             string     `xml:"stp,attr,omitempty"`
+	Delay           string     `xml:"delay,attr,omitempty"`
+	MACTableManager string     `xml:"macTableManager,attr,omitempty"`
+	Zone            string     `xml:"zone,attr,omitempty"`
+	Extra           []Any      `xml:",any"`
+	ExtraAttrs      []xml.Attr `xml:",any,attr"`
 }
 
 type MAC struct {
-	Address string `xml:"address,attr"`
+	Address    string     `xml:"address,attr"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
 type MTU struct {
-	Size string `xml:"size,attr"`
+	Size       string     `xml:"size,attr"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
 type Domain struct {
-	Name      string `xml:"name,attr,omitempty"`
-	LocalOnly string `xml:"localOnly,attr,omitempty"`
-	Register  string `xml:"register,attr,omitempty"`
+	Name       string     `xml:"name,attr,omitempty"`
+	LocalOnly  string     `xml:"localOnly,attr,omitempty"`
+	Register   string     `xml:"register,attr,omitempty"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
 type DNS struct {
@@ -127,84 +164,112 @@ type DNS struct {
 	TXTs              []DNSTXT       `xml:"txt"`
 	Hosts             []DNSHost      `xml:"host"`
 	SRVs              []DNSSRV       `xml:"srv"`
+	Extra             []Any          `xml:",any"`
+	ExtraAttrs        []xml.Attr     `xml:",any,attr"`
 }
 
 type DNSForwarder struct {
-	Addr   string `xml:"addr,attr,omitempty"`
-	Domain string `xml:"domain,attr,omitempty"`
+	Addr       string     `xml:"addr,attr,omitempty"`
+	Domain     string     `xml:"domain,attr,omitempty"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
 type DNSTXT struct {
-	Name  string `xml:"name,attr"`
-	Value string `xml:"value,attr"`
+	Name       string     `xml:"name,attr"`
+	Value      string     `xml:"value,attr"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
 type DNSHost struct {
-	IP        string   `xml:"ip,attr"`
-	Hostnames []string `xml:"hostname"`
+	IP         string     `xml:"ip,attr"`
+	Hostnames  []string   `xml:"hostname"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
 type DNSSRV struct {
-	Service  string `xml:"service,attr"`
-	Protocol string `xml:"protocol,attr"`
-	Domain   string `xml:"domain,attr,omitempty"`
-	Target   string `xml:"target,attr,omitempty"`
-	Port     string `xml:"port,attr,omitempty"`
-	Priority string `xml:"priority,attr,omitempty"`
-	Weight   string `xml:"weight,attr,omitempty"`
+	Service    string     `xml:"service,attr"`
+	Protocol   string     `xml:"protocol,attr"`
+	Domain     string     `xml:"domain,attr,omitempty"`
+	Target     string     `xml:"target,attr,omitempty"`
+	Port       string     `xml:"port,attr,omitempty"`
+	Priority   string     `xml:"priority,attr,omitempty"`
+	Weight     string     `xml:"weight,attr,omitempty"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
 type IP struct {
-	Family   string `xml:"family,attr,omitempty"`
-	Address  string `xml:"address,attr,omitempty"`
-	Netmask  string `xml:"netmask,attr,omitempty"`
-	Prefix   string `xml:"prefix,attr,omitempty"`
-	LocalPtr string `xml:"localPtr,attr,omitempty"`
-	TFTP     *TFTP  `xml:"tftp"`
-	DHCP     *DHCP  `xml:"dhcp"`
+	Family     string     `xml:"family,attr,omitempty"`
+	Address    string     `xml:"address,attr,omitempty"`
+	Netmask    string     `xml:"netmask,attr,omitempty"`
+	Prefix     string     `xml:"prefix,attr,omitempty"`
+	LocalPtr   string     `xml:"localPtr,attr,omitempty"`
+	TFTP       *TFTP      `xml:"tftp"`
+	DHCP       *DHCP      `xml:"dhcp"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
 type TFTP struct {
-	Root string `xml:"root,attr"`
+	Root       string     `xml:"root,attr"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
 type DHCP struct {
-	Ranges []DHCPRange `xml:"range"`
-	Hosts  []DHCPHost  `xml:"host"`
-	Bootp  *Bootp      `xml:"bootp"`
+	Ranges     []DHCPRange `xml:"range"`
+	Hosts      []DHCPHost  `xml:"host"`
+	Bootp      *Bootp      `xml:"bootp"`
+	Extra      []Any       `xml:",any"`
+	ExtraAttrs []xml.Attr  `xml:",any,attr"`
 }
 
 type DHCPRange struct {
-	Start string `xml:"start,attr"`
-	End   string `xml:"end,attr"`
-	Lease *Lease `xml:"lease"`
+	Start      string     `xml:"start,attr"`
+	End        string     `xml:"end,attr"`
+	Lease      *Lease     `xml:"lease"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
 type DHCPHost struct {
-	MAC   string `xml:"mac,attr,omitempty"`
-	ID    string `xml:"id,attr,omitempty"`
-	Name  string `xml:"name,attr,omitempty"`
-	IP    string `xml:"ip,attr,omitempty"`
-	Lease *Lease `xml:"lease"`
+	MAC        string     `xml:"mac,attr,omitempty"`
+	ID         string     `xml:"id,attr,omitempty"`
+	Name       string     `xml:"name,attr,omitempty"`
+	IP         string     `xml:"ip,attr,omitempty"`
+	Lease      *Lease     `xml:"lease"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
+// Lease is a DHCP lease time; expiry 0 means infinite, unit defaults to
+// minutes.
 type Lease struct {
-	Expiry string `xml:"expiry,attr"`
-	Unit   string `xml:"unit,attr,omitempty"`
+	Expiry     string     `xml:"expiry,attr"`
+	Unit       string     `xml:"unit,attr,omitempty"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
 type Bootp struct {
-	File   string `xml:"file,attr"`
-	Server string `xml:"server,attr,omitempty"`
+	File       string     `xml:"file,attr"`
+	Server     string     `xml:"server,attr,omitempty"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
 type Route struct {
-	Family  string `xml:"family,attr,omitempty"`
-	Address string `xml:"address,attr"`
-	Prefix  string `xml:"prefix,attr,omitempty"`
-	Netmask string `xml:"netmask,attr,omitempty"`
-	Gateway string `xml:"gateway,attr"`
-	Metric  string `xml:"metric,attr,omitempty"`
+	Family     string     `xml:"family,attr,omitempty"`
+	Address    string     `xml:"address,attr"`
+	Prefix     string     `xml:"prefix,attr,omitempty"`
+	Netmask    string     `xml:"netmask,attr,omitempty"`
+	Gateway    string     `xml:"gateway,attr"`
+	Metric     string     `xml:"metric,attr,omitempty"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
 type PortGroup struct {
@@ -214,33 +279,45 @@ type PortGroup struct {
 	VLAN                *VLAN        `xml:"vlan"`
 	VirtualPort         *VirtualPort `xml:"virtualport"`
 	Bandwidth           *Bandwidth   `xml:"bandwidth"`
+	Extra               []Any        `xml:",any"`
+	ExtraAttrs          []xml.Attr   `xml:",any,attr"`
 }
 
 type Bandwidth struct {
-	Inbound  *Rate `xml:"inbound"`
-	Outbound *Rate `xml:"outbound"`
+	Inbound    *Rate      `xml:"inbound"`
+	Outbound   *Rate      `xml:"outbound"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
 type Rate struct {
-	Average string `xml:"average,attr,omitempty"`
-	Peak    string `xml:"peak,attr,omitempty"`
-	Burst   string `xml:"burst,attr,omitempty"`
-	Floor   string `xml:"floor,attr,omitempty"`
+	Average    string     `xml:"average,attr,omitempty"`
+	Peak       string     `xml:"peak,attr,omitempty"`
+	Burst      string     `xml:"burst,attr,omitempty"`
+	Floor      string     `xml:"floor,attr,omitempty"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
 type VLAN struct {
-	Trunk string    `xml:"trunk,attr,omitempty"`
-	Tags  []VLANTag `xml:"tag"`
+	Trunk      string     `xml:"trunk,attr,omitempty"`
+	Tags       []VLANTag  `xml:"tag"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
 type VLANTag struct {
-	ID         string `xml:"id,attr"`
-	NativeMode string `xml:"nativeMode,attr,omitempty"`
+	ID         string     `xml:"id,attr"`
+	NativeMode string     `xml:"nativeMode,attr,omitempty"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
 type VirtualPort struct {
 	Type       string             `xml:"type,attr,omitempty"`
 	Parameters *VirtualPortParams `xml:"parameters"`
+	Extra      []Any              `xml:",any"`
+	ExtraAttrs []xml.Attr         `xml:",any,attr"`
 }
 
 type VirtualPortParams struct {
@@ -248,14 +325,20 @@ type VirtualPortParams struct {
 }
 
 type Port struct {
-	Isolated string `xml:"isolated,attr,omitempty"`
+	Isolated   string     `xml:"isolated,attr,omitempty"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }
 
 // Dnsmasq holds <dnsmasq:options>, libvirt's pass-through to dnsmasq.
 type Dnsmasq struct {
-	Options []DnsmasqOption `xml:"http://libvirt.org/schemas/network/dnsmasq/1.0 option"`
+	Options    []DnsmasqOption `xml:"http://libvirt.org/schemas/network/dnsmasq/1.0 option"`
+	Extra      []Any           `xml:",any"`
+	ExtraAttrs []xml.Attr      `xml:",any,attr"`
 }
 
 type DnsmasqOption struct {
-	Value string `xml:"value,attr"`
+	Value      string     `xml:"value,attr"`
+	Extra      []Any      `xml:",any"`
+	ExtraAttrs []xml.Attr `xml:",any,attr"`
 }

@@ -23,14 +23,7 @@ type Definition struct {
 	Raw     []byte  // the original bytes, never modified
 	Network Network // the model
 
-	lines  map[string]int // element path ("network/ip[0]/dhcp[0]/range[1]") -> line
-	policy *policyElement
-}
-
-type policyElement struct {
-	onConflict string
-	line       int
-	count      int
+	lines map[string]int // element path ("network/ip[0]/dhcp[0]/range[1]") -> line
 }
 
 // Parse reads a network definition.
@@ -63,8 +56,9 @@ func ParseFile(path string) (*Definition, error) {
 }
 
 // scan walks the tokens once: it checks the document has one <network>
-// root, records the line of every element of libvirt's (namespace-less)
-// vocabulary by path, and finds vnetguard's policy element.
+// root and no repeated attribute (encoding/xml lets those through, and the
+// model and the renumberer would then disagree on which one counts), and
+// records the line of every element by path.
 func (d *Definition) scan() error {
 	dec := xml.NewDecoder(bytes.NewReader(d.Raw))
 	type frame struct {
@@ -88,6 +82,9 @@ func (d *Definition) scan() error {
 		switch t := tok.(type) {
 		case xml.StartElement:
 			line, _ := dec.InputPos()
+			if err := uniqueAttrs(t); err != nil {
+				return fmt.Errorf("line %d: malformed XML: %w", line, err)
+			}
 			if len(stack) == 0 {
 				roots++
 				if t.Name.Local != "network" || t.Name.Space != "" {
@@ -108,17 +105,6 @@ func (d *Definition) scan() error {
 			path := parent.path + "/" + name + "[" + strconv.Itoa(parent.counts[name]) + "]"
 			parent.counts[name]++
 			d.lines[path] = line
-			if t.Name.Space == PolicyNamespace && t.Name.Local == "policy" && parent.path == "network/metadata[0]" {
-				if d.policy == nil {
-					d.policy = &policyElement{line: line}
-					for _, a := range t.Attr {
-						if a.Name.Local == "on-conflict" && a.Name.Space == "" {
-							d.policy.onConflict = a.Value
-						}
-					}
-				}
-				d.policy.count++
-			}
 			stack = append(stack, frame{path: path, counts: map[string]int{}})
 		case xml.EndElement:
 			stack = stack[:len(stack)-1]
@@ -130,5 +116,18 @@ func (d *Definition) scan() error {
 	return nil
 }
 
-// line returns the line of the element at path, or 0.
-func (d *Definition) line(path string) int { return d.lines[path] }
+func uniqueAttrs(t xml.StartElement) error {
+	for i, a := range t.Attr {
+		for _, b := range t.Attr[:i] {
+			if a.Name == b.Name {
+				return fmt.Errorf("attribute %s repeated in <%s>", a.Name.Local, t.Name.Local)
+			}
+		}
+	}
+	return nil
+}
+
+// Line returns the line of the element at path (as in Problem.Element,
+// e.g. "network/ip[0]/dhcp[0]/range[1]"; namespaced elements read
+// "URI local"), or 0 when there is none.
+func (d *Definition) Line(path string) int { return d.lines[path] }

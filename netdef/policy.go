@@ -17,14 +17,19 @@ func (p OnConflict) Valid() bool {
 // Policy returns the network's policy: from <metadata><vnetguard:policy
 // on-conflict="..."/>, else autoaddr='yes' on <network> (the seed design's
 // spelling, meaning renumber with automatic addresses). false when it names
-// none or an invalid one (Validate reports that).
-func (d *Definition) Policy() (OnConflict, bool) {
-	if d.policy != nil {
-		p := OnConflict(d.policy.onConflict)
+// none, or names an invalid one (then the value is returned as written and
+// Validate reports it; autoaddr does not override a broken policy element,
+// so a typo is never read as consent to renumber).
+func (n *Network) Policy() (OnConflict, bool) {
+	if n.Metadata != nil && len(n.Metadata.Policies) > 0 {
+		p := OnConflict(n.Metadata.Policies[0].OnConflict)
 		return p, p.Valid()
 	}
-	if d.Network.AutoAddr == "yes" {
+	if n.AutoAddr == "yes" {
 		return Renumber, true
 	}
 	return "", false
 }
+
+// Policy is d.Network.Policy(), kept for callers that hold a Definition.
+func (d *Definition) Policy() (OnConflict, bool) { return d.Network.Policy() }

@@ -18,17 +18,29 @@ type Move struct {
 }
 
 // Renumber returns d's bytes with every value that belongs to a moved
-// subnet rewritten: the <ip> address (and netmask or prefix when the size
-// changes), DHCP ranges, static hosts' ip, DNS hosts' ip, forwarders,
-// routes and bootp servers inside it. Every other byte — elements,
-// attributes, their order and quoting, namespaces, comments, white space,
-// metadata — comes out unchanged.
+// subnet rewritten: the <ip> address (and its netmask or prefix when the
+// length changes; an implied length gets an explicit prefix='N' added),
+// DHCP range start/end, DHCP static hosts' ip, bootp server, DNS hosts' ip,
+// DNS forwarders' addr, and route address and gateway, each when it lies
+// inside a moved subnet. Every other byte — elements, attributes, their
+// order and quoting, namespaces, comments, white space, metadata — comes
+// out unchanged. (It is a method because the package-level name Renumber
+// is the OnConflict constant.)
 //
 // Host parts are kept: .1 stays .1, a static .10 stays .10. When the new
 // subnet is smaller and a host part does not fit, a DHCP range is clamped
-// into the new subnet (and a note says so), while a static host, a DNS
-// host, a route or a forwarder that cannot be placed is an error: user data
-// is never dropped or invented.
+// into the new subnet's usable addresses (skipping the bridge's own address
+// at either end) and a note says so, while the bridge address, a static
+// host, a DNS host, a bootp server, a forwarder or a route that cannot be
+// placed is an error: user data is never dropped or invented. A route
+// inside the moved subnet that is wider than the new subnet is an error
+// too.
+//
+// Moves must keep the family, name a subnet of the network, and land on a
+// subnet overlapping none of the network's other subnets (after all moves)
+// nor each other. Moves with From == To are ignored; none left returns the
+// original bytes. The result is re-parsed and validated: it must raise no
+// problem the original did not have.
 func (d *Definition) Renumber(moves []Move) ([]byte, []string, error) {
 	moves, err := checkMoves(d, moves)
 	if err != nil {
@@ -47,8 +59,8 @@ func (d *Definition) Renumber(moves []Move) ([]byte, []string, error) {
 		return nil, nil, fmt.Errorf("renumbered XML does not parse (a bug): %w", err)
 	}
 	nd.Path = d.Path
-	if probs := nd.Validate(); len(probs) > 0 {
-		return nil, nil, fmt.Errorf("renumbered definition is invalid: %w", probs[0])
+	if p, ok := newProblem(d.Validate(), nd.Validate()); ok {
+		return nil, nil, fmt.Errorf("renumbered definition would be invalid: %w", p)
 	}
 	return out, r.notes, nil
 }
@@ -86,6 +98,23 @@ func checkMoves(d *Definition, moves []Move) ([]Move, error) {
 	return out, nil
 }
 
+// newProblem finds a problem of after that before did not have, counting
+// problems per element: an already broken definition may still be moved,
+// but the move itself must break nothing.
+func newProblem(before, after []Problem) (Problem, bool) {
+	seen := map[string]int{}
+	for _, p := range before {
+		seen[p.Element]++
+	}
+	for _, p := range after {
+		if seen[p.Element] == 0 {
+			return p, true
+		}
+		seen[p.Element]--
+	}
+	return Problem{}, false
+}
+
 func movedAway(moves []Move, p netip.Prefix) bool {
 	for _, m := range moves {
 		if m.From.Masked() == p && m.To.Masked() != p {
@@ -105,8 +134,10 @@ type renumberer struct {
 	moves   []Move
 	patches []patch
 	notes   []string
-	// the current <ip>'s move, when its subnet is moving
+	// the current <ip>'s move, when its subnet is moving, and its new
+	// address (DHCP ranges clamped into a smaller subnet skip it)
 	ipMove *Move
+	ipAddr netip.Addr
 }
 
 // run walks the raw tokens, tracking the element path; it patches only
@@ -178,6 +209,9 @@ func (r *renumberer) element(stack []string, t xml.StartElement, start, end int)
 	case "network/dns/forwarder":
 		return r.strict(attr, start, end, "addr", "DNS forwarder")
 	case "network/route":
+		if err := r.routeElement(attr); err != nil {
+			return err
+		}
 		if err := r.strict(attr, start, end, "address", "route"); err != nil {
 			return err
 		}
@@ -218,16 +252,17 @@ func (r *renumberer) ipElement(t xml.StartElement, attr func(string) (string, bo
 	if m == nil {
 		return nil
 	}
-	r.ipMove = m
 	newAddr, ok := moveAddr(p.Addr(), *m)
 	if !ok {
 		return fmt.Errorf("the bridge address %s has no place in %s", p.Addr(), m.To)
 	}
+	r.ipMove, r.ipAddr = m, newAddr
 	spans := attrSpans(r.raw, start, end)
 	r.set(spans, "address", newAddr.String())
 	if m.To.Bits() != m.From.Bits() {
+		// libvirt reads prefix='0' as absent: then the netmask counts.
 		switch {
-		case hasPrefix:
+		case hasPrefix && (prefix != "0" || !hasNetmask):
 			r.set(spans, "prefix", strconv.Itoa(m.To.Bits()))
 		case hasNetmask:
 			r.set(spans, "netmask", netmaskString(m.To.Bits()))
@@ -263,6 +298,13 @@ func (r *renumberer) rangeElement(attr func(string) (string, bool), start, end i
 		ne = last
 	}
 	if !okS || !okE {
+		// A clamped edge must not hand out the bridge's own address.
+		if !okS && ns == r.ipAddr {
+			ns = ns.Next()
+		}
+		if !okE && ne == r.ipAddr {
+			ne = ne.Prev()
+		}
 		if ne.Less(ns) {
 			return fmt.Errorf("DHCP range %s-%s has no place in %s", s, e, m.To)
 		}
@@ -271,6 +313,25 @@ func (r *renumberer) rangeElement(attr func(string) (string, bool), start, end i
 	spans := attrSpans(r.raw, start, end)
 	r.set(spans, "start", ns.String())
 	r.set(spans, "end", ne.String())
+	return nil
+}
+
+// routeElement refuses a route inside a moving subnet that is wider than
+// the subnet's new place: its address could not stay a network address.
+func (r *renumberer) routeElement(attr func(string) (string, bool)) error {
+	var rt Route
+	rt.Address, _ = attr("address")
+	rt.Prefix, _ = attr("prefix")
+	rt.Netmask, _ = attr("netmask")
+	p, err := rt.Subnet()
+	if err != nil {
+		return nil // Validate's business
+	}
+	for _, m := range r.moves {
+		if m.From.Contains(p.Addr()) && p.Bits() >= m.From.Bits() && p.Bits() < m.To.Bits() {
+			return fmt.Errorf("route %s lies in %s but is wider than %s", p, m.From, m.To)
+		}
+	}
 	return nil
 }
 

@@ -193,7 +193,7 @@ func TestRenumberRoundTripProperty(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, name := range []string{"testdata/default.xml", "testdata/rich.xml"} {
+	for _, name := range []string{"testdata/default.xml", "testdata/rich.xml", "testdata/ovs.xml", "testdata/hostdev.xml", "testdata/macvtap.xml"} {
 		b, err := os.ReadFile(name)
 		if err != nil {
 			f.Fatal(err)

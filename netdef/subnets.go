@@ -25,51 +25,111 @@ func (n *Network) BridgeName() string {
 	return n.Bridge.Name
 }
 
-// Subnet is the <ip>'s address with its prefix length (not masked). The
-// length comes from prefix, else netmask, else libvirt's default: the
-// classful length for IPv4, 64 for IPv6.
+// ForwardMode is the effective forward mode: "" (isolated) without a
+// <forward>, "nat" for a <forward> without mode (libvirt's default), else
+// the mode as written.
+func (n *Network) ForwardMode() string {
+	switch {
+	case n.Forward == nil:
+		return ""
+	case n.Forward.Mode == "":
+		return "nat"
+	}
+	return n.Forward.Mode
+}
+
+// Subnet is the <ip>'s address with its prefix length (not masked), as
+// libvirt computes it: a prefix above 0 wins, else the netmask, else the
+// default — the classful length for IPv4 (0 for 0.0.0.0), 64 for IPv6 (0
+// for ::). libvirt reads prefix='0' as "not given".
 func (ip IP) Subnet() (netip.Prefix, error) {
-	a, err := netip.ParseAddr(ip.Address)
+	a, err := parseAddr(ip.Address)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("address %q is not an IP address", ip.Address)
+		return netip.Prefix{}, err
 	}
-	if a.Zone() != "" {
-		return netip.Prefix{}, fmt.Errorf("address %q has a zone", ip.Address)
-	}
-	bits, err := ip.bits(a)
+	bits, err := ipBits(a, ip.Prefix, ip.Netmask)
 	if err != nil {
 		return netip.Prefix{}, err
 	}
 	return netip.PrefixFrom(a, bits), nil
 }
 
-func (ip IP) bits(a netip.Addr) (int, error) {
+// Subnet is the route's destination. Unlike <ip>, a route without prefix
+// or netmask has length 0: libvirt then insists the address is 0.0.0.0 or
+// :: (a default route).
+func (r Route) Subnet() (netip.Prefix, error) {
+	a, err := parseAddr(r.Address)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	bits := 0
 	switch {
-	case ip.Prefix != "":
-		b, err := strconv.Atoi(ip.Prefix)
-		if err != nil || b < 0 || b > a.BitLen() {
-			return 0, fmt.Errorf("prefix %q must be a number from 0 to %d", ip.Prefix, a.BitLen())
+	case r.Prefix != "":
+		bits, err = prefixAttr(r.Prefix, a.BitLen())
+	case r.Netmask != "":
+		bits, err = netmaskBits(r.Netmask)
+	}
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if bits > a.BitLen() {
+		return netip.Prefix{}, fmt.Errorf("prefix %d is longer than an %s address", bits, familyOf(a))
+	}
+	return netip.PrefixFrom(a, bits), nil
+}
+
+func parseAddr(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" || a.Is4In6() {
+		return netip.Addr{}, fmt.Errorf("address %q is not an IP address", s)
+	}
+	return a, nil
+}
+
+func ipBits(a netip.Addr, prefix, netmask string) (int, error) {
+	if prefix != "" {
+		b, err := prefixAttr(prefix, a.BitLen())
+		if err != nil || b > 0 {
+			return b, err
 		}
-		return b, nil
-	case ip.Netmask != "":
-		return netmaskBits(ip.Netmask)
-	case a.Is6():
+	}
+	if netmask != "" {
+		if a.Is6() {
+			return 0, fmt.Errorf("an IPv6 address takes a prefix, not a netmask")
+		}
+		return netmaskBits(netmask)
+	}
+	if a.IsUnspecified() {
+		return 0, nil
+	}
+	if a.Is6() {
 		return 64, nil
 	}
-	return classfulBits(a), nil
+	return classfulBits(a)
+}
+
+// prefixAttr parses a prefix attribute: a decimal number up to max.
+func prefixAttr(s string, max int) (int, error) {
+	b, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || b > uint64(max) {
+		return 0, fmt.Errorf("prefix %q must be a number from 0 to %d", s, max)
+	}
+	return int(b), nil
 }
 
 // classfulBits is the pre-CIDR default libvirt applies to an IPv4 <ip>
-// without netmask or prefix.
-func classfulBits(a netip.Addr) int {
+// without netmask or prefix; class D and E have none.
+func classfulBits(a netip.Addr) (int, error) {
 	first := a.As4()[0]
 	switch {
 	case first < 128:
-		return 8
+		return 8, nil
 	case first < 192:
-		return 16
+		return 16, nil
+	case first < 224:
+		return 24, nil
 	}
-	return 24
+	return 0, fmt.Errorf("address %s has no default prefix (class D or E): give a prefix", a)
 }
 
 // netmaskBits converts a dotted IPv4 netmask; the ones must be contiguous.
@@ -98,4 +158,11 @@ func netmaskString(bits int) string {
 		v = 0
 	}
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String()
+}
+
+func familyOf(a netip.Addr) string {
+	if a.Is4() {
+		return "ipv4"
+	}
+	return "ipv6"
 }
