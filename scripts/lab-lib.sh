@@ -1,70 +1,181 @@
-# Helpers for use inside the lab (source this file). They build only inside
-# the lab's own network namespace and the namespaces they create.
+# Helpers for use inside the lab (scripts/lab run / shell); source this file.
+# They only touch the lab's own network namespace and namespaces they create
+# (ip netns works because /run, and so /run/netns, is the lab's own tmpfs).
 #
-#   lab_uplink NAME [ROUTER_CIDR]  a veth NAME in the lab host whose far end
-#                                  sits in namespace rt-NAME (the "router"),
-#                                  addressed with ROUTER_CIDR when given
-#   lab_guest NAME BRIDGE          namespace NAME with interface NAME plugged
-#                                  into BRIDGE, running a DHCP client (dhcpcd,
-#                                  which re-leases on carrier loss) and
-#                                  taking SLAAC addresses
-#   lab_guest_addr NAME [4|6]      the guest's global addresses
-#   lab_guest_wait_lease NAME PREFIX SECS
+#   lab_uplink NAME [ROUTER_CIDR]  a veth NAME in the lab host whose far end,
+#                                  rt-NAME, sits in namespace rt-NAME (the
+#                                  "router" of a LAN), addressed with
+#                                  ROUTER_CIDR (e.g. 192.168.122.1/24) when
+#                                  given. NAME is up and unaddressed: give it
+#                                  an address with `ip addr add`, or hand it
+#                                  to NetworkManager (lab_nm_static).
+#   lab_nm_static NAME CIDR [NMCLI-SETTINGS...]
+#                                  NetworkManager manages NAME and activates
+#                                  connection NAME on it with static CIDR
+#                                  (IPv4 or IPv6; the other family disabled)
+#   lab_uplink_exec NAME CMD...    run CMD in the router namespace
+#   lab_uplink_del NAME
+#
+#   lab_guest NAME BRIDGE          namespace NAME whose interface NAME is
+#                                  plugged into BRIDGE (host end vg-NAME),
+#                                  running a DHCPv4 client and taking SLAAC
+#                                  addresses from router advertisements
+#   lab_guest_exec NAME CMD...     run CMD in the guest
+#   lab_guest_addr NAME [4|6]      the guest's global addresses (CIDR form)
+#   lab_guest_wait_lease NAME PREFIX [SECS]
 #                                  wait until the guest has an address in PREFIX
-#   lab_guest_del NAME / lab_uplink_del NAME
+#   lab_guest_del NAME
+#
+# Environment: LAB_DHCP_CLIENT=dhcpcd (default) or dhclient. dhcpcd watches
+# the carrier and asks for a lease again when the link comes back (as when a
+# bridge port is re-plugged); ISC dhclient does not, it only renews at T1.
+# The guest's interface is named after the guest, not eth0: the DHCP
+# clients keep pid files, sockets and leases per interface name under the
+# shared /run and /var/lib, so names must be unique across guests.
+
+_lab_logdir() { echo "${LAB_LOGDIR:-/tmp}"; }
+
+_lab_inside() {
+	if [ "${LAB:-}" != 1 ]; then
+		echo "lab-lib: not inside the lab (use scripts/lab run / scripts/lab shell)" >&2
+		return 1
+	fi
+}
+
+# Interface names have at most 15 bytes; NAME gets a 3-byte prefix.
+_lab_name_ok() {
+	if [ ${#1} -gt 12 ] || [ -z "$1" ]; then
+		echo "lab-lib: name '$1' must have 1 to 12 characters (interfaces rt-NAME and vg-NAME)" >&2
+		return 2
+	fi
+}
 
 lab_uplink() {
+	_lab_inside || return 1
+	_lab_name_ok "$1" || return 2
 	local name=$1 cidr=${2:-}
-	ip netns add "rt-$name"
-	ip link add "$name" type veth peer name "rt-$name" netns "rt-$name"
-	ip -n "rt-$name" link set lo up
-	ip -n "rt-$name" link set "rt-$name" up
+	local rt="rt-$name"
+	ip netns add "$rt"
+	# Created directly with its far end in the router's namespace.
+	ip link add "$name" type veth peer name "$rt" netns "$rt"
+	ip -n "$rt" link set lo up
+	ip -n "$rt" link set "$rt" up
 	if [ -n "$cidr" ]; then
-		ip -n "rt-$name" addr add "$cidr" dev "rt-$name" nodad 2>/dev/null ||
-			ip -n "rt-$name" addr add "$cidr" dev "rt-$name"
+		# nodad: a router address that is usable at once (IPv6).
+		ip -n "$rt" addr add "$cidr" dev "$rt" nodad 2>/dev/null ||
+			ip -n "$rt" addr add "$cidr" dev "$rt"
 	fi
 	ip link set "$name" up
 }
 
+lab_uplink_exec() {
+	local name=$1
+	shift
+	ip netns exec "rt-$name" "$@"
+}
+
+lab_nm_static() {
+	_lab_inside || return 1
+	local name=$1 cidr=$2
+	shift 2
+	local ip=(ipv4.method manual ipv4.addresses "$cidr" ipv6.method disabled)
+	case $cidr in *:*) ip=(ipv4.method disabled ipv6.method manual ipv6.addresses "$cidr") ;; esac
+	nmcli device set "$name" managed yes
+	nmcli connection add type ethernet ifname "$name" con-name "$name" "${ip[@]}" "$@" >/dev/null
+	nmcli --wait 20 connection up "$name" >/dev/null
+}
+
 lab_uplink_del() {
-	ip link del "$1" 2>/dev/null || true
-	ip netns del "rt-$1" 2>/dev/null || true
+	local name=$1
+	nmcli connection delete "$name" >/dev/null 2>&1 || true
+	# shellcheck disable=SC2046
+	kill $(ip netns pids "rt-$name" 2>/dev/null) 2>/dev/null || true
+	ip link del "$name" 2>/dev/null || true
+	ip netns del "rt-$name" 2>/dev/null || true
 }
 
 lab_guest() {
+	_lab_inside || return 1
+	_lab_name_ok "$1" || return 2
 	local name=$1 bridge=$2
-	local dir="/run/lab/$name"
-	mkdir -p "$dir"
+	local dir="/run/lab/$name" log
+	log="$(_lab_logdir)/dhcp-$name.log"
+	mkdir -p "$dir" "/etc/netns/$name"
+	# `ip netns exec` binds /etc/netns/NAME/* over /etc: the guest's DHCP
+	# client may write its own resolv.conf without touching the lab host's.
+	: >"/etc/netns/$name/resolv.conf"
 	ip netns add "$name"
-	# The host end is named vg-NAME (a bridge port); the guest end NAME.
+	# The host end is named vg-NAME (the bridge port); the guest end NAME.
 	ip link add "vg-$name" type veth peer name "$name" netns "$name"
 	ip link set "vg-$name" master "$bridge" up
 	ip -n "$name" link set lo up
+	# SLAAC from router advertisements (accept_ra=2: even if forwarding were
+	# on); no DAD so addresses are usable at once.
 	ip netns exec "$name" sysctl -qw "net.ipv6.conf.$name.accept_ra=2" "net.ipv6.conf.$name.autoconf=1" \
 		"net.ipv6.conf.$name.accept_dad=0"
 	ip -n "$name" link set "$name" up
-	# dhcpcd does DHCPv4 only here (the kernel does SLAAC); it watches the
-	# carrier and asks again when the link comes back, as a real guest's
-	# client does after its virtual cable was re-plugged.
-	cat >"$dir/dhcpcd.conf" <<-CONF
-		ipv4only
-		noarp
-		nohook resolv.conf, hostname, timezone, ntp
-		option subnet_mask, routers
-		timeout 0
-		reboot 1
-	CONF
-	ip netns exec "$name" dhcpcd --config "$dir/dhcpcd.conf" -B -4 -f "$dir/dhcpcd.conf" \
-		"$name" >"${LAB_LOGDIR:-/tmp}/dhcpcd-$name.log" 2>&1 &
-	echo $! >"$dir/dhcpcd.pid"
+	local client
+	case ${LAB_DHCP_CLIENT:-dhcpcd} in
+	dhcpcd)
+		# DHCPv4 only (the kernel does SLAAC); no hooks that would write
+		# resolv.conf, hostname or NTP settings; keep trying for ever.
+		# -B: stay in the foreground.
+		cat >"$dir/dhcpcd.conf" <<-CONF
+			ipv4only
+			noarp
+			nohook resolv.conf, hostname, timezone, ntp
+			option subnet_mask, routers
+			timeout 0
+			reboot 1
+		CONF
+		client="dhcpcd -B -4 -f $dir/dhcpcd.conf $name"
+		;;
+	dhclient)
+		# -d foreground; own pid and lease files; the standard
+		# dhclient-script sets the address and routes with ip.
+		client="dhclient -4 -d -v -pf $dir/dhclient.pid -lf $dir/dhclient.leases $name"
+		;;
+	*)
+		echo "lab-lib: LAB_DHCP_CLIENT must be dhcpcd or dhclient" >&2
+		return 2
+		;;
+	esac
+	# Start the client once the bridge forwards the port. With STP on (as
+	# in libvirt's default network) a new port listens and learns for two
+	# forward delays (2 s each at least) and drops everything meanwhile:
+	# a client started at once loses its first requests and, backing off,
+	# takes 12-15 s instead of 4 to get a lease. In the background, so
+	# guests come up in parallel. Output to the log, never to the caller's
+	# stdout (a Go test reading it would wait for ever).
+	(
+		state=/sys/class/net/vg-$name/brport/state
+		for _ in $(seq 200); do
+			[ -e "$state" ] || exit 0 # guest deleted meanwhile
+			[ "$(cat "$state")" = 3 ] && break
+			sleep 0.05
+		done
+		# shellcheck disable=SC2086
+		exec ip netns exec "$name" $client
+	) </dev/null >"$log" 2>&1 &
+	echo $! >"$dir/client.pid"
+}
+
+lab_guest_exec() {
+	local name=$1
+	shift
+	ip netns exec "$name" "$@"
 }
 
 lab_guest_del() {
 	local name=$1
-	[ -f "/run/lab/$name/dhcpcd.pid" ] && kill "$(cat "/run/lab/$name/dhcpcd.pid")" 2>/dev/null
+	# The client (or the wait before it), and every process in the guest:
+	# whatever a test ran there.
+	[ -f "/run/lab/$name/client.pid" ] && kill "$(cat "/run/lab/$name/client.pid")" 2>/dev/null
+	# shellcheck disable=SC2046
+	kill $(ip netns pids "$name" 2>/dev/null) 2>/dev/null || true
 	ip link del "vg-$name" 2>/dev/null || true
 	ip netns del "$name" 2>/dev/null || true
-	rm -rf "/run/lab/$name"
+	rm -rf "/run/lab/$name" "/etc/netns/$name"
 }
 
 lab_guest_addr() {
@@ -72,19 +183,24 @@ lab_guest_addr() {
 	ip -n "$name" -"$fam" -o addr show dev "$name" scope global | awk '{print $4}'
 }
 
-# lab_guest_wait_lease NAME PREFIX SECS: prefix match is done by python's
-# ipaddress, so any prefix length works.
+# lab_guest_wait_lease NAME PREFIX [SECS]: any prefix length, either family.
 lab_guest_wait_lease() {
-	local name=$1 prefix=$2 secs=${3:-30} i fam=4
-	case $prefix in *:*) fam=6 ;; esac
-	for ((i = 0; i < secs * 10; i++)); do
-		for a in $(lab_guest_addr "$name" $fam); do
-			if python3 -c 'import ipaddress,sys; sys.exit(0 if ipaddress.ip_interface(sys.argv[1]).ip in ipaddress.ip_network(sys.argv[2]) else 1)' "$a" "$prefix"; then
-				return 0
-			fi
-		done
-		sleep 0.1
-	done
-	echo "lab: guest $name got no address in $prefix within ${secs}s" >&2
+	local name=$1 prefix=$2 secs=${3:-30}
+	python3 - "$name" "$prefix" "$secs" <<-'PY' && return 0
+		import ipaddress, json, subprocess, sys, time
+		name, prefix, secs = sys.argv[1], ipaddress.ip_network(sys.argv[2], strict=False), float(sys.argv[3])
+		deadline = time.monotonic() + secs
+		while True:
+		    out = subprocess.run(["ip", "-n", name, "-j", "addr", "show", "dev", name],
+		                         capture_output=True, text=True).stdout or "[]"
+		    for link in json.loads(out):
+		        for a in link.get("addr_info", []):
+		            if a.get("scope") == "global" and ipaddress.ip_address(a["local"]) in prefix:
+		                sys.exit(0)
+		    if time.monotonic() > deadline:
+		        sys.exit(1)
+		    time.sleep(0.05)
+	PY
+	echo "lab-lib: guest $name got no address in $prefix within ${secs}s (has: $(lab_guest_addr "$name" 4) $(lab_guest_addr "$name" 6))" >&2
 	return 1
 }

@@ -4,7 +4,8 @@ package labkit
 
 import (
 	"net/netip"
-	"os/exec"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,45 +13,158 @@ import (
 	"github.com/godbus/dbus/v5"
 )
 
-// The lab itself works: libvirt starts a network whose dnsmasq leases to a
-// guest, NetworkManager activates a connection, libvirt-dbus answers.
-func TestLabWorks(t *testing.T) {
+// The lab is a host of its own: its own hostname; /etc and /usr overlays
+// whose writes vanish with the lab (NetworkManager and DHCP clients rewrite
+// /etc/resolv.conf); empty state directories; no package installs; global
+// sysctls out of reach.
+func TestLabIsolated(t *testing.T) {
 	Require(t)
-	f := t.TempDir() + "/n.xml"
-	Run(t, "sh", "-c", `cat > `+f+` <<'X'
-<network><name>labcheck</name><bridge name='vbr-lc'/><forward mode='nat'/>
-<ip address='192.168.240.1' prefix='24'><dhcp><range start='192.168.240.10' end='192.168.240.20'/></dhcp></ip></network>
-X`)
-	Run(t, "virsh", "-q", "net-create", f)
-	t.Cleanup(func() { exec.Command("virsh", "net-destroy", "labcheck").Run() })
-
-	g := NewGuest(t, "g-lc", "vbr-lc")
-	g.WaitAddr(t, netip.MustParsePrefix("192.168.240.0/24"), 30*time.Second)
-	if err := g.Ping(t, netip.MustParseAddr("192.168.240.1")); err != nil {
-		t.Fatalf("guest cannot reach its bridge: %v", err)
+	if h, _ := os.Hostname(); h != "vnetguard-lab" {
+		t.Errorf("hostname %q: not the lab's UTS namespace", h)
 	}
+	for _, m := range []string{"/etc", "/usr"} {
+		if fs := strings.TrimSpace(Run(t, "findmnt", "-n", "-o", "FSTYPE", m)); fs != "overlay" {
+			t.Errorf("%s is %s, not the lab's overlay", m, fs)
+		}
+	}
+	if err := os.WriteFile("/var/lib/dpkg/lab-probe", nil, 0o644); err == nil {
+		os.Remove("/var/lib/dpkg/lab-probe")
+		t.Errorf("the package database is writable from the lab")
+	}
+	mounts := Run(t, "findmnt", "-rn", "-o", "TARGET")
+	for _, m := range []string{"/run", "/var/lib/libvirt", "/etc/libvirt/qemu",
+		"/etc/NetworkManager/system-connections", "/etc/NetworkManager/dispatcher.d", "/var/lib/NetworkManager",
+		"/var/lib/vnetguard", "/etc/vnetguard", "/var/cache/vnetguard"} {
+		if !strings.Contains("\n"+mounts, "\n"+m+"\n") {
+			t.Errorf("%s is not a private mount of the lab", m)
+		}
+	}
+	if err := os.WriteFile("/proc/sys/vm/swappiness", []byte("60"), 0); err == nil {
+		t.Errorf("a global sysctl is writable from the lab")
+	}
+	if _, err := Try("sysctl", "-qw", "net.ipv4.conf.lo.forwarding=0"); err != nil {
+		t.Errorf("net.* sysctls must stay writable: %v", err)
+	}
+}
+
+// libvirt's default network runs, its dnsmasq leases to guests (with either
+// DHCP client), and the guests reach the bridge.
+func TestDefaultNetworkLeases(t *testing.T) {
+	Require(t)
+	DefaultNetwork(t)
+	if out := Run(t, "ip", "-4", "-o", "addr", "show", "dev", "virbr0"); !strings.Contains(out, "192.168.122.1/24") {
+		t.Fatalf("virbr0 lacks 192.168.122.1/24: %s", out)
+	}
+	lan := netip.MustParsePrefix("192.168.122.0/24")
+	gw := netip.MustParseAddr("192.168.122.1")
+
+	g1 := NewGuest(t, "g-lc1", "virbr0")
+	t.Setenv("LAB_DHCP_CLIENT", "dhclient")
+	g2 := NewGuest(t, "g-lc2", "virbr0")
+	start := time.Now()
+	for _, g := range []*Guest{g1, g2} {
+		a := g.WaitAddr(t, lan, 45*time.Second)
+		t.Logf("%s leased %s after %v", g.Name, a, time.Since(start).Round(time.Millisecond))
+		if err := g.Ping(t, gw); err != nil {
+			t.Fatalf("%s cannot reach %s: %v", g.Name, gw, err)
+		}
+	}
+	if out := Run(t, "virsh", "net-dhcp-leases", "default"); !strings.Contains(out, "192.168.122.") {
+		t.Errorf("libvirt lists no leases: %s", out)
+	}
+}
+
+// A NetworkManager connection on an uplink activates with its static
+// address and DNS server (written to the lab's own resolv.conf), reaches the
+// router, and the dispatcher runs hooks from /etc/NetworkManager/dispatcher.d
+// with the documented arguments and environment.
+func TestNetworkManagerUplinkAndDispatcher(t *testing.T) {
+	Require(t)
+	out := t.TempDir()
+	WriteFile(t, "/etc/NetworkManager/dispatcher.d/50-labcheck", `#!/bin/sh
+[ "$1" = up-lc ] || exit 0
+env > `+out+`/"$2".env
+`, 0o755)
 
 	up := NewUplink(t, "up-lc", "10.123.0.1/24")
-	Run(t, "nmcli", "device", "set", up.Name, "managed", "yes")
-	Run(t, "nmcli", "connection", "add", "type", "ethernet", "ifname", up.Name, "con-name", "lc",
-		"ipv4.method", "manual", "ipv4.addresses", "10.123.0.2/24", "ipv6.method", "disabled")
-	t.Cleanup(func() { exec.Command("nmcli", "connection", "delete", "lc").Run() })
-	Run(t, "nmcli", "--wait", "20", "connection", "up", "lc")
-	if out := Run(t, "ip", "-4", "addr", "show", "dev", up.Name); !strings.Contains(out, "10.123.0.2/24") {
-		t.Fatalf("NetworkManager did not configure the uplink: %s", out)
+	up.NMStatic(t, "10.123.0.2/24", "ipv4.dns", "10.123.0.1")
+	if got := Run(t, "nmcli", "-g", "GENERAL.STATE", "connection", "show", "up-lc"); strings.TrimSpace(got) != "activated" {
+		t.Fatalf("connection state %q", got)
+	}
+	if got := Run(t, "ip", "-4", "-o", "addr", "show", "dev", up.Name); !strings.Contains(got, "10.123.0.2/24") {
+		t.Fatalf("NetworkManager did not configure the uplink: %s", got)
 	}
 	Run(t, "ping", "-c", "1", "-W", "2", "10.123.0.1")
+	up.Exec(t, "ping", "-c", "1", "-W", "2", "10.123.0.2")
 
+	env := filepath.Join(out, "up.env")
+	Eventually(t, 10*time.Second, "the dispatcher to run the hook for up", func() bool {
+		_, err := os.Stat(env)
+		return err == nil
+	})
+	b, _ := os.ReadFile(env)
+	for _, want := range []string{"NM_DISPATCHER_ACTION=up", "DEVICE_IFACE=up-lc", "CONNECTION_ID=up-lc", "IP4_ADDRESS_0=10.123.0.2/24"} {
+		if !strings.Contains(string(b), want+"\n") && !strings.Contains(string(b), want+" ") {
+			t.Errorf("hook environment lacks %s:\n%s", want, b)
+		}
+	}
+	Eventually(t, 10*time.Second, "NetworkManager to write the lab's resolv.conf", func() bool {
+		b, _ := os.ReadFile("/etc/resolv.conf")
+		return strings.Contains(string(b), "nameserver 10.123.0.1")
+	})
+}
+
+// libvirt-dbus answers on the system bus: it lists the running default
+// network, creates a transient network and signals NetworkEvent STARTED
+// for it.
+func TestLibvirtDBus(t *testing.T) {
+	Require(t)
+	DefaultNetwork(t)
 	conn, err := dbus.ConnectSystemBus()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	lv := conn.Object("org.libvirt", "/org/libvirt/QEMU")
+
 	var nets []dbus.ObjectPath
-	if err := conn.Object("org.libvirt", "/org/libvirt/QEMU").Call("org.libvirt.Connect.ListNetworks", 0, uint32(0)).Store(&nets); err != nil {
-		t.Fatalf("libvirt-dbus: %v", err)
+	if err := lv.Call("org.libvirt.Connect.ListNetworks", 0, uint32(0)).Store(&nets); err != nil {
+		t.Fatalf("ListNetworks: %v", err)
 	}
-	if len(nets) == 0 {
-		t.Fatal("libvirt-dbus lists no networks, but labcheck runs")
+	var def dbus.ObjectPath
+	if err := lv.Call("org.libvirt.Connect.NetworkLookupByName", 0, "default").Store(&def); err != nil {
+		t.Fatalf("NetworkLookupByName default: %v", err)
+	}
+	found := false
+	for _, n := range nets {
+		found = found || n == def
+	}
+	if !found {
+		t.Fatalf("ListNetworks %v lacks default %s", nets, def)
+	}
+
+	if err := conn.AddMatchSignal(dbus.WithMatchObjectPath("/org/libvirt/QEMU"),
+		dbus.WithMatchInterface("org.libvirt.Connect"), dbus.WithMatchMember("NetworkEvent")); err != nil {
+		t.Fatal(err)
+	}
+	sigs := make(chan *dbus.Signal, 16)
+	conn.Signal(sigs)
+	var n dbus.ObjectPath
+	xml := `<network><name>lc-dbus</name><bridge name='vbr-lcd' stp='off'/>` +
+		`<ip address='192.168.241.1' prefix='24'/></network>`
+	if err := lv.Call("org.libvirt.Connect.NetworkCreateXML", 0, xml).Store(&n); err != nil {
+		t.Fatalf("NetworkCreateXML: %v", err)
+	}
+	t.Cleanup(func() { conn.Object("org.libvirt", n).Call("org.libvirt.Network.Destroy", 0) })
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case s := <-sigs:
+			if len(s.Body) == 2 && s.Body[0] == n && s.Body[1] == int32(2) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no NetworkEvent STARTED for %s", n)
+		}
 	}
 }
