@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/vnetguard/vnetguard/conflict"
-	"github.com/vnetguard/vnetguard/conflict/hypervisor"
-	"github.com/vnetguard/vnetguard/conflict/store"
+	"github.com/vnetguard/vnetguard/nmhook/hypervisor"
+	"github.com/vnetguard/vnetguard/nmhook/state"
 )
 
 // allocOptions are the settings every command that chooses subnets shares.
@@ -36,7 +36,7 @@ type allocContext struct {
 	evidence  string
 	ula       conflict.ULAGlobalID
 	usable    map[conflict.Family]bool
-	memory    *store.Memory
+	memory    *state.Memory
 	others    []netip.Prefix
 	reserved  []netip.Prefix
 }
@@ -69,14 +69,14 @@ func (o *allocOptions) resolve(needULA bool) (*allocContext, error) {
 			ctx.others = append(ctx.others, d.Network.Subnets()...)
 		}
 	}
-	mem, err := store.LoadMemory(o.cacheDir)
+	mem, err := state.LoadMemory(o.cacheDir)
 	if err != nil {
 		// A damaged cache only loses hints; say so and go on without it.
 		fmt.Fprintf(os.Stderr, "vnetguard: ignoring remembered subnets: %v\n", err)
 	}
 	ctx.memory = mem
 	if needULA && ctx.usable[conflict.IPv6] {
-		id, err := store.LoadOrCreateULA(o.stateDir)
+		id, err := state.LoadOrCreateULA(o.stateDir)
 		if err != nil {
 			return nil, fmt.Errorf("IPv6 ULA prefix: %w", err)
 		}

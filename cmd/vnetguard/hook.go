@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vnetguard/vnetguard/conflict/config"
-	"github.com/vnetguard/vnetguard/conflict/resolve"
+	"github.com/vnetguard/vnetguard/nmhook/config"
+	"github.com/vnetguard/vnetguard/nmhook/guard"
 	"github.com/vnetguard/vnetguard/nmhook/dispatcher"
 	"github.com/vnetguard/vnetguard/nmhook/wake"
 )
@@ -81,7 +81,7 @@ func hook(env *runEnv, argv []string, getenv func(string) string) int {
 	r.Config.LockWait = 3 * time.Second
 	r.Config.DampingWindow = o.cfg.DampingWindow
 	r.Config.Log = log
-	r.Host = resolve.WithExtra{Host: r.Host, Extra: ev.Host}
+	r.Host = guard.WithExtra{Host: r.Host, Extra: ev.Host}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 	outcomes, err := r.Pass(ctx)

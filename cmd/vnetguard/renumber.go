@@ -5,7 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/vnetguard/vnetguard/conflict"
-	"github.com/vnetguard/vnetguard/conflict/resolve"
+	"github.com/vnetguard/vnetguard/nmhook/guard"
 	"github.com/vnetguard/vnetguard/netdef"
 )
 
@@ -94,7 +94,7 @@ func renumberFile(env *runEnv, path string, targets []netip.Prefix, host *hostOp
 		env.stdout.Write(d.Raw)
 		return exitOK
 	}
-	moves, err := resolve.Plan(resolve.PlanInput{
+	moves, err := guard.Plan(guard.PlanInput{
 		Network:  d.Network.Name,
 		Own:      en.Subnets,
 		Clashing: clashing,
@@ -140,7 +140,7 @@ func renumberLive(env *runEnv, name string, targets []netip.Prefix, dryRun, asJS
 		targets = []netip.Prefix{} // non-nil: the user asked, policy aside
 	}
 	out := r.Renumber(ctx, name, targets)
-	return reportOutcomes(env, "renumber", []resolve.Outcome{out}, asJSON)
+	return reportOutcomes(env, "renumber", []guard.Outcome{out}, asJSON)
 }
 
 func hasIPv6(ps []netip.Prefix) bool {

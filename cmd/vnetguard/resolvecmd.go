@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/vnetguard/vnetguard/conflict/resolve"
+	"github.com/vnetguard/vnetguard/nmhook/guard"
 )
 
 func init() {
@@ -40,7 +40,7 @@ With --dry-run nothing is changed. Exit 0 when all went well, 2 on error.`)
 	return reportOutcomes(env, "resolve", outcomes, *asJSON)
 }
 
-func reportOutcomes(env *runEnv, cmd string, outcomes []resolve.Outcome, asJSON bool) int {
+func reportOutcomes(env *runEnv, cmd string, outcomes []guard.Outcome, asJSON bool) int {
 	code := exitOK
 	for _, o := range outcomes {
 		if o.Error != "" {
@@ -49,7 +49,7 @@ func reportOutcomes(env *runEnv, cmd string, outcomes []resolve.Outcome, asJSON 
 	}
 	if asJSON {
 		if outcomes == nil {
-			outcomes = []resolve.Outcome{}
+			outcomes = []guard.Outcome{}
 		}
 		if err := writeJSON(env.stdout, outcomes); err != nil {
 			return fail(env, cmd, err)

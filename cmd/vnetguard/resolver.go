@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/vnetguard/vnetguard/conflict"
-	"github.com/vnetguard/vnetguard/conflict/config"
-	"github.com/vnetguard/vnetguard/conflict/resolve"
+	"github.com/vnetguard/vnetguard/nmhook/config"
+	"github.com/vnetguard/vnetguard/nmhook/guard"
 	"github.com/vnetguard/vnetguard/netdef"
 	"github.com/vnetguard/vnetguard/netdef/libvirtdbus"
 )
@@ -68,7 +68,7 @@ func (o *resolverOptions) applyConfig() error {
 
 func (o *resolverOptions) changed(flag string) bool { return o.fs != nil && o.fs.Changed(flag) }
 
-func (o *resolverOptions) newResolver(env *runEnv, dryRun bool) (*resolve.Resolver, *libvirtdbus.Client, error) {
+func (o *resolverOptions) newResolver(env *runEnv, dryRun bool) (*guard.Resolver, *libvirtdbus.Client, error) {
 	if err := o.applyConfig(); err != nil {
 		return nil, nil, err
 	}
@@ -89,10 +89,10 @@ func (o *resolverOptions) newResolver(env *runEnv, dryRun bool) (*resolve.Resolv
 	if err != nil {
 		return nil, nil, err
 	}
-	r := &resolve.Resolver{
+	r := &guard.Resolver{
 		Libvirt: client,
-		Host:    resolve.NetlinkHost{},
-		Config: resolve.Config{
+		Host:    guard.NetlinkHost{},
+		Config: guard.Config{
 			DefaultPolicy: pol,
 			Direction:     ctx.direction,
 			Pools:         o.cfg.Pools4,

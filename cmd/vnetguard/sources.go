@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/vnetguard/vnetguard/conflict"
-	"github.com/vnetguard/vnetguard/conflict/netlinkview"
+	"github.com/vnetguard/vnetguard/nmhook/hostview"
 	"github.com/vnetguard/vnetguard/netdef"
 )
 
@@ -30,7 +30,7 @@ func (o *hostOptions) register(fs *pflag.FlagSet) {
 // ports can be looked up).
 func (o *hostOptions) read() (conflict.HostView, bool, error) {
 	if o.stateFile == "" {
-		v, err := netlinkview.Read(nil)
+		v, err := hostview.Read(nil)
 		if err != nil {
 			return v, true, fmt.Errorf("read host addresses and routes: %w", err)
 		}
@@ -96,7 +96,7 @@ func engineNetwork(d *netdef.Definition, live bool) (conflict.Network, error) {
 		Subnets: d.Network.Subnets(),
 	}
 	if live && n.Bridge != "" {
-		ports, err := netlinkview.BridgePorts(nil, n.Bridge)
+		ports, err := hostview.BridgePorts(nil, n.Bridge)
 		if err != nil {
 			return n, fmt.Errorf("list ports of bridge %s: %w", n.Bridge, err)
 		}

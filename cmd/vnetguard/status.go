@@ -5,7 +5,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/vnetguard/vnetguard/conflict/resolve"
+	"github.com/vnetguard/vnetguard/nmhook/guard"
 )
 
 func init() {
@@ -49,7 +49,7 @@ action vnetguard took on it. Exit 1 when any network clashes.`)
 	return exitOK
 }
 
-func printStatus(env *runEnv, st []resolve.NetworkStatus) {
+func printStatus(env *runEnv, st []guard.NetworkStatus) {
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NETWORK\tSOURCE\tACTIVE\tPOLICY\tDEFINED\tLIVE\tLAST ACTION")
 	for _, s := range st {

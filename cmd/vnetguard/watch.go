@@ -12,8 +12,8 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
-	"github.com/vnetguard/vnetguard/conflict/config"
-	"github.com/vnetguard/vnetguard/conflict/resolve"
+	"github.com/vnetguard/vnetguard/nmhook/config"
+	"github.com/vnetguard/vnetguard/nmhook/guard"
 	"github.com/vnetguard/vnetguard/nmhook/listener"
 	"github.com/vnetguard/vnetguard/nmhook/logging"
 	"github.com/vnetguard/vnetguard/nmhook/wake"
@@ -125,7 +125,7 @@ reloads the configuration; SIGTERM stops. Tells systemd when ready.`)
 
 // reloadConfig re-reads the configuration file into a running resolver.
 // The hypervisor direction and IPv6 on/off are read at start only.
-func reloadConfig(o *resolverOptions, r *resolve.Resolver) error {
+func reloadConfig(o *resolverOptions, r *guard.Resolver) error {
 	cfg, err := config.Load(o.configPath)
 	if err != nil {
 		return err

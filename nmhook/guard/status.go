@@ -1,11 +1,11 @@
-package resolve
+package guard
 
 import (
 	"context"
 	"net/netip"
 
 	"github.com/vnetguard/vnetguard/conflict"
-	"github.com/vnetguard/vnetguard/conflict/store"
+	"github.com/vnetguard/vnetguard/nmhook/state"
 	"github.com/vnetguard/vnetguard/netdef"
 )
 
@@ -18,7 +18,7 @@ type NetworkStatus struct {
 	DefinedSubnets []netip.Prefix      `json:"defined_subnets"`
 	LiveSubnets    []netip.Prefix      `json:"live_subnets"`
 	Conflicts      []conflict.Conflict `json:"conflicts"`
-	LastAction     *store.Action       `json:"last_action"`
+	LastAction     *state.Action       `json:"last_action"`
 	Error          string              `json:"error,omitempty"`
 }
 
@@ -29,9 +29,9 @@ func (r *Resolver) Status(ctx context.Context) ([]NetworkStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	mem := &store.Memory{}
+	mem := &state.Memory{}
 	if r.Config.CacheDir != "" {
-		if mem, err = store.LoadMemory(r.Config.CacheDir); err != nil {
+		if mem, err = state.LoadMemory(r.Config.CacheDir); err != nil {
 			r.log().Warn("remembered state unreadable", "error", err)
 		}
 	}

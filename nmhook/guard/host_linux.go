@@ -1,4 +1,4 @@
-package resolve
+package guard
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/vnetguard/vnetguard/conflict"
-	"github.com/vnetguard/vnetguard/conflict/netlinkview"
+	"github.com/vnetguard/vnetguard/nmhook/hostview"
 )
 
 // bounceDown is how long a re-plugged port stays down: long enough for the
@@ -18,10 +18,10 @@ const bounceDown = 200 * time.Millisecond
 // NetlinkHost is the real host: the current network namespace via netlink.
 type NetlinkHost struct{}
 
-func (NetlinkHost) Read() (conflict.HostView, error) { return netlinkview.Read(nil) }
+func (NetlinkHost) Read() (conflict.HostView, error) { return hostview.Read(nil) }
 
 func (NetlinkHost) Ports() (map[string][]string, error) {
-	return netlinkview.AllBridgePorts(nil)
+	return hostview.AllBridgePorts(nil)
 }
 
 // Replug puts ports back into bridge (libvirt does not re-attach them after

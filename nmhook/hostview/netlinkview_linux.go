@@ -1,4 +1,4 @@
-package netlinkview
+package hostview
 
 import (
 	"errors"

@@ -1,8 +1,8 @@
-// Package store keeps vnetguard's small persistent state: the host's IPv6
+// Package state keeps vnetguard's small persistent state: the host's IPv6
 // ULA global ID and the subnets chosen for each network (so a network moves
 // back to the same place next time). Every write is atomic: a crash leaves
 // the old file or the new one, never a torn one.
-package store
+package state
 
 import (
 	"encoding/json"

@@ -1,8 +1,8 @@
-// Package resolve joins the pure conflict engine to the real world: it reads
+// Package guard joins the pure conflict engine to the real world: it reads
 // libvirt's networks and the host, decides per network policy, and acts
 // (renumber, destroy, warn). Every action re-reads the live state under a
 // per-network lock just before acting, and does nothing on a doubt.
-package resolve
+package guard
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/vnetguard/vnetguard/conflict"
-	"github.com/vnetguard/vnetguard/conflict/store"
+	"github.com/vnetguard/vnetguard/nmhook/state"
 	"github.com/vnetguard/vnetguard/netdef"
 	"github.com/vnetguard/vnetguard/netdef/libvirtdbus"
 )
@@ -299,7 +299,7 @@ func (r *Resolver) act(ctx context.Context, name string, explicit []netip.Prefix
 		}
 		r.log().Warn("virtual network clashes with the host; policy is warn, nothing done",
 			"network", name, "cause", cause)
-		r.record(name, store.Action{Action: "warn", Cause: cause})
+		r.record(name, state.Action{Action: "warn", Cause: cause})
 	case netdef.Destroy:
 		out.Action = "destroy"
 		if r.Config.DryRun {
@@ -311,7 +311,7 @@ func (r *Resolver) act(ctx context.Context, name string, explicit []netip.Prefix
 			return out
 		}
 		r.log().Warn("destroyed virtual network clashing with the host", "network", name, "cause", cause)
-		r.record(name, store.Action{Action: "destroy", Cause: cause})
+		r.record(name, state.Action{Action: "destroy", Cause: cause})
 	case netdef.Renumber:
 		if wait := r.damped(name); explicit == nil && wait > 0 {
 			out.Note = fmt.Sprintf("renumbered %v ago; held back for %v until the damping window ends",
@@ -351,23 +351,23 @@ func causeOf(found []conflict.Conflict) string {
 }
 
 // lastAction is the last action recorded for a network.
-func (r *Resolver) lastAction(name string) store.Action {
+func (r *Resolver) lastAction(name string) state.Action {
 	if r.Config.CacheDir == "" {
-		return store.Action{}
+		return state.Action{}
 	}
-	mem, err := store.LoadMemory(r.Config.CacheDir)
+	mem, err := state.LoadMemory(r.Config.CacheDir)
 	if err != nil || mem.Networks[name] == nil || mem.Networks[name].LastAction == nil {
-		return store.Action{}
+		return state.Action{}
 	}
 	return *mem.Networks[name].LastAction
 }
 
-func (r *Resolver) record(name string, a store.Action) {
+func (r *Resolver) record(name string, a state.Action) {
 	if r.Config.DryRun || r.Config.CacheDir == "" {
 		return
 	}
 	a.Time = time.Now().UTC()
-	mem, err := store.LoadMemory(r.Config.CacheDir)
+	mem, err := state.LoadMemory(r.Config.CacheDir)
 	if err != nil {
 		r.log().Warn("remembered state unreadable, starting afresh", "error", err)
 	}
@@ -422,7 +422,7 @@ func (r *Resolver) renumber(ctx context.Context, n libvirtdbus.Network, p *parse
 	r.log().Warn("renumbered virtual network clashing with the host", "network", n.Name,
 		"old_subnet", moves[0].From.String(), "new_subnet", moves[0].To.String(), "moves", desc, "cause", cause, "notes", notes)
 	if r.Config.CacheDir != "" {
-		mem, err := store.LoadMemory(r.Config.CacheDir)
+		mem, err := state.LoadMemory(r.Config.CacheDir)
 		if err != nil {
 			r.log().Warn("remembered state unreadable, starting afresh", "error", err)
 		}
@@ -433,7 +433,7 @@ func (r *Resolver) renumber(ctx context.Context, n libvirtdbus.Network, p *parse
 		for i, m := range moves {
 			left[i] = m.From
 		}
-		mem.Record(n.Name, store.Action{Time: time.Now().UTC(), Action: "renumber", Cause: cause, Moves: desc, Left: left})
+		mem.Record(n.Name, state.Action{Time: time.Now().UTC(), Action: "renumber", Cause: cause, Moves: desc, Left: left})
 		if err := mem.Save(r.Config.CacheDir); err != nil {
 			r.log().Warn("cannot save remembered state", "error", err)
 		}
@@ -506,10 +506,10 @@ func (r *Resolver) plan(s *snapshot, n libvirtdbus.Network, p *parsedNetwork, fo
 			}
 		}
 	}
-	var mem *store.Memory
+	var mem *state.Memory
 	if r.Config.CacheDir != "" {
 		var err error
-		if mem, err = store.LoadMemory(r.Config.CacheDir); err != nil {
+		if mem, err = state.LoadMemory(r.Config.CacheDir); err != nil {
 			r.log().Warn("remembered subnets unreadable; choosing afresh", "error", err)
 		}
 	}
