@@ -9,7 +9,7 @@ BIN     := bin/vnetguard
 FUZZTIME ?= 10s
 BENCHTIME ?= 20x
 
-.PHONY: build test test-unit test-lab bench bench-lab fuzz vet install clean
+.PHONY: build test test-unit test-lab test-faults bench bench-lab fuzz vet install clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/vnetguard
@@ -23,6 +23,10 @@ test-unit:
 
 test-lab: build
 	scripts/lab run -- $(GO) test -tags lab -count=1 -p 1 ./...
+
+# The fault tests alone, with 100 kill -9 runs (CI runs 30).
+test-faults: build
+	VNETGUARD_KILL_RUNS=100 scripts/lab run -- $(GO) test -tags lab -count=1 -v -run 'KillNine|LibvirtdKilled|HookHandsOver|FailedCreate' -timeout 60m ./scripts/e2e/
 
 vet:
 	$(GO) vet ./...

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vnetguard/vnetguard/nmhook/config"
 	"github.com/vnetguard/vnetguard/nmhook/guard"
-	"github.com/vnetguard/vnetguard/nmhook/dispatcher"
+		"github.com/vnetguard/vnetguard/nmhook/dispatcher"
 	"github.com/vnetguard/vnetguard/nmhook/wake"
 )
 
@@ -58,39 +60,93 @@ func hook(env *runEnv, argv []string, getenv func(string) string) int {
 	if ev.Response == dispatcher.Ignore {
 		return exitOK
 	}
-	// A hard stop in case something below ignores its context.
-	timer := time.AfterFunc(hookDeadline, func() {
-		log.Error("deadline reached; giving up", "deadline", hookDeadline)
-		os.Exit(exitOK)
-	})
-	defer timer.Stop()
-
 	reason := fmt.Sprintf("%s %s", ev.Action, ev.Interface)
 	if err := wake.Ring(wake.DefaultPath, reason); err == nil {
 		log.Info("woke the listener daemon", "action", ev.Action, "interface", ev.Interface)
 		return exitOK
 	}
-	o := resolverOptions{configPath: config.DefaultPath, lockDir: "/run/vnetguard", timeout: hookDeadline - time.Second}
-	o.alloc = allocOptions{stateDir: "/var/lib/vnetguard", cacheDir: "/var/cache/vnetguard"}
-	r, client, err := o.newResolver(env, false)
+	o := resolverOptions{configPath: config.DefaultPath, runDir: "/run/vnetguard", timeout: hookDeadline - time.Second}
+	o.alloc = allocOptions{hypervisor: "auto", stateDir: "/var/lib/vnetguard", cacheDir: "/var/cache/vnetguard"}
+	g, _, err := o.newGuard(log, false)
 	if err != nil {
 		log.Error("cannot start; doing nothing", "error", err)
 		return exitOK
 	}
-	defer client.Close()
-	r.Config.LockWait = 3 * time.Second
-	r.Config.DampingWindow = o.cfg.DampingWindow
-	r.Config.Log = log
-	r.Host = guard.WithExtra{Host: r.Host, Extra: ev.Host}
+	defer g.Close()
+	set := g.Settings()
+	set.LockWait = 3 * time.Second
+	set.RecoverTimeout = hookDeadline / 2
+	g.SetSettings(set)
+	g.Host = guard.WithExtra{Host: g.Host, Extra: ev.Host}
+
+	// A hard stop in case something below hangs past its context (a
+	// frozen libvirtd). A change still in progress then is handed over to
+	// a detached `vnetguard recover`, which waits for this process's locks
+	// to go and carries the change through: a network is never left
+	// stopped because NetworkManager's hook had to end.
+	timer := time.AfterFunc(hookDeadline, func() {
+		handOver(log, g)
+		log.Error("deadline reached; giving up", "deadline", hookDeadline)
+		os.Exit(exitOK)
+	})
+	defer timer.Stop()
+
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	outcomes, err := r.Pass(ctx)
+	outcomes, err := g.Pass(ctx)
 	if err != nil {
 		log.Error("resolve failed; nothing changed", "error", err)
-		return exitOK
 	}
 	for _, oc := range outcomes {
-		log.Info("resolved", "network", oc.Network, "action", oc.Action, "moves", fmt.Sprint(oc.Moves), "error", oc.Error)
+		log.Info("resolved", "network", oc.Network, "action", oc.Action, "moves", fmt.Sprint(oc.Moves), "note", oc.Note, "error", oc.Error)
+	}
+	if pendingChanges(g) {
+		handOver(log, g)
 	}
 	return exitOK
+}
+
+func pendingChanges(g *guard.Guard) bool {
+	for _, b := range g.Backends {
+		if names, err := b.Pending(); err == nil && len(names) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// handOver starts `vnetguard recover` detached from this process, so that
+// it outlives the dispatcher's run: under systemd as a transient unit of
+// its own (the dispatcher service's cgroup is killed when it stops), else
+// in a new session. It is a no-op when nothing is pending.
+func handOver(log *slog.Logger, g *guard.Guard) {
+	if !pendingChanges(g) {
+		return
+	}
+	self, err := os.Executable()
+	if err != nil {
+		log.Error("cannot hand over an unfinished change", "error", err)
+		return
+	}
+	args := []string{self, "recover", "--wait-lock", "1m", "--retry-for", "30m"}
+	var cmd *exec.Cmd
+	if fi, err := os.Stat("/run/systemd/system"); err == nil && fi.IsDir() {
+		if run, err := exec.LookPath("systemd-run"); err == nil {
+			cmd = exec.Command(run, append([]string{"--no-block", "--collect", "--quiet",
+				"--unit", fmt.Sprintf("vnetguard-recover-%d", os.Getpid())}, args...)...)
+		}
+	}
+	if cmd == nil {
+		cmd = exec.Command(args[0], args[1:]...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	}
+	// No inherited pipes: NetworkManager's dispatcher must not wait for
+	// the child's output to end.
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, nil, nil
+	if err := cmd.Start(); err != nil {
+		log.Error("cannot hand over an unfinished change", "error", err)
+		return
+	}
+	log.Warn("handed an unfinished change over to vnetguard recover", "pid", cmd.Process.Pid)
+	cmd.Process.Release()
 }

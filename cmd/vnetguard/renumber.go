@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/vnetguard/vnetguard/conflict"
+	"github.com/vnetguard/vnetguard/conflict/decide"
 	"github.com/vnetguard/vnetguard/nmhook/guard"
 	"github.com/vnetguard/vnetguard/netdef"
 )
@@ -15,8 +16,12 @@ func init() {
 
 func runRenumber(env *runEnv, args []string) int {
 	fs := newFlags(env, "renumber", "NETWORK [--ipv4 CIDR] [--ipv6 CIDR] | --dry-run --file FILE [--ipv4 CIDR] [--ipv6 CIDR]", `
-With NETWORK: restart that running libvirt network on new subnets now, its
-guests re-plugged, whatever its policy. Its persistent definition is kept.
+With NETWORK: restart that running libvirt network on new subnets now,
+whatever its policy: the subnets given with --ipv4/--ipv6, else those that
+clash with the host, else (with --force) all of them. A network that clashes
+with nothing and is given no target is left alone (exit 0). Its guests stay
+connected: libvirt's ports are kept and each guest's link is bounced so it
+re-leases at once. Its persistent definition is kept.
 With --dry-run --file FILE: print FILE's definition moved to new subnets on
 stdout; only the moved addresses change, every other byte stays.
 A subnet given with --ipv4/--ipv6 must be free; without one, each subnet that
@@ -28,6 +33,7 @@ Host parts are kept (.1 stays .1, a static .10 stays .10).`)
 	dryRun := fs.Bool("dry-run", false, "change nothing; with --file print the edited XML, with NETWORK print the plan")
 	ipv4 := fs.String("ipv4", "", "move the network's IPv4 subnet to this CIDR")
 	ipv6 := fs.String("ipv6", "", "move the network's IPv6 subnet to this CIDR")
+	force := fs.Bool("force", false, "with NETWORK and no --ipv4/--ipv6: move every subnet even if none clashes")
 	asJSON := fs.Bool("json", false, "with NETWORK: print the outcome as JSON")
 	host.register(fs)
 	o.register(fs)
@@ -60,7 +66,7 @@ Host parts are kept (.1 stays .1, a static .10 stays .10).`)
 		if host.stateFile != "" {
 			return fail(env, "renumber", fmt.Errorf("--host-state goes with --file: a live network is checked against the live host"))
 		}
-		return renumberLive(env, fs.Arg(0), targets, *dryRun, *asJSON, &o)
+		return renumberLive(env, fs.Arg(0), guard.UserRenumber{Targets: targets, Force: *force}, *dryRun, *asJSON, &o)
 	}
 	return fail(env, "renumber", fmt.Errorf("name one network, or use --dry-run --file FILE (see --help)"))
 }
@@ -94,7 +100,7 @@ func renumberFile(env *runEnv, path string, targets []netip.Prefix, host *hostOp
 		env.stdout.Write(d.Raw)
 		return exitOK
 	}
-	moves, err := guard.Plan(guard.PlanInput{
+	moves, err := decide.Plan(decide.PlanInput{
 		Network:  d.Network.Name,
 		Own:      en.Subnets,
 		Clashing: clashing,
@@ -128,18 +134,15 @@ func renumberFile(env *runEnv, path string, targets []netip.Prefix, host *hostOp
 	return exitOK
 }
 
-func renumberLive(env *runEnv, name string, targets []netip.Prefix, dryRun, asJSON bool, o *resolverOptions) int {
-	r, client, err := o.newResolver(env, dryRun)
+func renumberLive(env *runEnv, name string, req guard.UserRenumber, dryRun, asJSON bool, o *resolverOptions) int {
+	g, _, err := o.newGuard(textLog(env), dryRun)
 	if err != nil {
 		return fail(env, "renumber", explainLibvirt(err))
 	}
-	defer client.Close()
+	defer g.Close()
 	ctx, cancel := o.context()
 	defer cancel()
-	if targets == nil {
-		targets = []netip.Prefix{} // non-nil: the user asked, policy aside
-	}
-	out := r.Renumber(ctx, name, targets)
+	out := g.Renumber(ctx, name, req)
 	return reportOutcomes(env, "renumber", []guard.Outcome{out}, asJSON)
 }
 

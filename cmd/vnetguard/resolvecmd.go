@@ -26,14 +26,18 @@ With --dry-run nothing is changed. Exit 0 when all went well, 2 on error.`)
 	if code := parseFlags(env, fs, args); code >= 0 {
 		return code
 	}
-	r, client, err := o.newResolver(env, *dryRun)
+	g, _, err := o.newGuard(textLog(env), *dryRun)
 	if err != nil {
 		return fail(env, "resolve", explainLibvirt(err))
 	}
-	defer client.Close()
+	defer g.Close()
+	// A run a user asked for is not damped.
+	set := g.Settings()
+	set.DampingWindow = 0
+	g.SetSettings(set)
 	ctx, cancel := o.context()
 	defer cancel()
-	outcomes, err := r.Pass(ctx)
+	outcomes, err := g.Pass(ctx)
 	if err != nil {
 		return fail(env, "resolve", explainLibvirt(err))
 	}

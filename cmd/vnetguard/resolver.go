@@ -5,29 +5,31 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/vnetguard/vnetguard/conflict"
+	"github.com/vnetguard/vnetguard/netdef"
+	"github.com/vnetguard/vnetguard/netdef/libvirt"
+	"github.com/vnetguard/vnetguard/netdef/libvirt/rpc"
 	"github.com/vnetguard/vnetguard/nmhook/config"
 	"github.com/vnetguard/vnetguard/nmhook/guard"
-	"github.com/vnetguard/vnetguard/netdef"
-	"github.com/vnetguard/vnetguard/netdef/libvirtdbus"
+	"github.com/vnetguard/vnetguard/nmhook/hostview"
 )
 
-// resolverOptions are the flags of the commands that act on libvirt.
+// resolverOptions are the flags of the commands that act on networks.
 // Flags left unset take their value from the configuration file.
 type resolverOptions struct {
 	alloc         allocOptions
 	configPath    string
 	defaultPolicy string
-	lockDir       string
+	runDir        string
 	ignore        []string
 	timeout       time.Duration
 	fs            *pflag.FlagSet
-	cfg           config.Config
 }
 
 func (o *resolverOptions) register(fs *pflag.FlagSet) {
@@ -35,90 +37,81 @@ func (o *resolverOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.configPath, "config", config.DefaultPath, "configuration file (a missing file means the defaults)")
 	fs.StringVar(&o.defaultPolicy, "default-policy", "", "what to do with a clashing network whose XML names no policy: renumber, destroy or warn (default: the configuration's default-policy, shipped as destroy)")
 	fs.StringArrayVar(&o.ignore, "ignore", nil, "a network name never to touch (repeatable; adds to the configuration's)")
-	fs.StringVar(&o.lockDir, "lock-dir", "/run/vnetguard", "where per-network locks shared by all vnetguard runs live")
+	fs.StringVar(&o.runDir, "lock-dir", "/run/vnetguard", "runtime directory shared by all vnetguard runs: per-network locks and records of unfinished changes (root's, mode 0700)")
 	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "give up on libvirt and the host after this long")
 	o.alloc.register(fs)
 }
 
-// exitCodeFor maps an error: libvirt absent and other runtime errors are 2.
-func exitCodeFor(err error) int {
-	if err == nil {
-		return exitOK
-	}
-	return exitError
-}
-
-// newResolver connects to libvirt-dbus; the caller closes the client.
-// applyConfig reads the configuration file and fills in the flags the user
-// did not set.
-func (o *resolverOptions) applyConfig() error {
-	cfg, err := config.Load(o.configPath)
-	if err != nil {
-		return err
-	}
-	o.cfg = cfg
-	if !o.changed("default-policy") {
-		o.defaultPolicy = string(cfg.DefaultPolicy)
-	}
-	if !o.changed("hypervisor") {
-		o.alloc.hypervisor = cfg.Hypervisor
-	}
-	return nil
-}
-
 func (o *resolverOptions) changed(flag string) bool { return o.fs != nil && o.fs.Changed(flag) }
 
-func (o *resolverOptions) newResolver(env *runEnv, dryRun bool) (*guard.Resolver, *libvirtdbus.Client, error) {
-	if err := o.applyConfig(); err != nil {
-		return nil, nil, err
+// settings assembles the guard's settings from the flags and the
+// configuration file: the one place they are put together, at start and
+// again on every reload.
+func (o *resolverOptions) settings(dryRun bool) (guard.Settings, config.Config, error) {
+	cfg, err := config.Load(o.configPath)
+	if err != nil {
+		return guard.Settings{}, cfg, err
 	}
-	pol := netdef.OnConflict(o.defaultPolicy)
+	policy := string(cfg.DefaultPolicy)
+	if o.changed("default-policy") {
+		policy = o.defaultPolicy
+	}
+	pol := netdef.OnConflict(policy)
 	switch pol {
 	case netdef.Renumber, netdef.Destroy, netdef.Warn:
 	default:
-		return nil, nil, fmt.Errorf("--default-policy %q: want renumber, destroy or warn", o.defaultPolicy)
+		return guard.Settings{}, cfg, fmt.Errorf("--default-policy %q: want renumber, destroy or warn", policy)
 	}
-	ctx, err := o.alloc.resolve(o.cfg.IPv6)
+	alloc := o.alloc
+	if !o.changed("hypervisor") && cfg.Hypervisor != "" {
+		alloc.hypervisor = cfg.Hypervisor
+	}
+	ctx, err := alloc.resolve(cfg.IPv6)
 	if err != nil {
-		return nil, nil, err
+		return guard.Settings{}, cfg, err
 	}
-	if !o.cfg.IPv6 {
+	if !cfg.IPv6 {
 		ctx.usable[conflict.IPv6] = false
 	}
-	client, err := libvirtdbus.Dial()
+	return guard.Settings{
+		DefaultPolicy: pol,
+		Direction:     ctx.direction,
+		Pools:         cfg.Pools4,
+		// --avoid files and --reserve ranges are both simply not handed out.
+		Reserved:      slices.Concat(ctx.reserved, ctx.others, cfg.Reserved),
+		ULA:           ctx.ula,
+		Usable:        ctx.usable,
+		CacheDir:      o.alloc.cacheDir,
+		LockDir:       o.runDir,
+		Ignore:        slices.Concat(o.ignore, cfg.Ignore),
+		DryRun:        dryRun,
+		DampingWindow: cfg.DampingWindow,
+	}, cfg, nil
+}
+
+// newGuard assembles the guard with its backends; the caller closes it.
+func (o *resolverOptions) newGuard(log *slog.Logger, dryRun bool) (*guard.Guard, config.Config, error) {
+	set, cfg, err := o.settings(dryRun)
 	if err != nil {
-		return nil, nil, err
+		return nil, cfg, err
 	}
-	r := &guard.Resolver{
-		Libvirt: client,
-		Host:    guard.NetlinkHost{},
-		Config: guard.Config{
-			DefaultPolicy: pol,
-			Direction:     ctx.direction,
-			Pools:         o.cfg.Pools4,
-			// --avoid files and --reserve ranges are both simply not
-			// handed out.
-			Reserved: slices.Concat(ctx.reserved, ctx.others, o.cfg.Reserved),
-			ULA:      ctx.ula,
-			Usable:   ctx.usable,
-			CacheDir: o.alloc.cacheDir,
-			LockDir:  o.lockDir,
-			Ignore:   append(slices.Clone(o.ignore), o.cfg.Ignore...),
-			DryRun:   dryRun,
-			Log:      slog.New(slog.NewTextHandler(env.stderr, nil)),
-		},
-	}
-	return r, client, nil
+	lv := libvirt.New(filepath.Join(o.runDir, "intents"), log)
+	return guard.New(set, hostview.Live{}, log, lv), cfg, nil
 }
 
 func (o *resolverOptions) context() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), o.timeout)
 }
 
+// textLog logs plain lines to a terminal or a file.
+func textLog(env *runEnv) *slog.Logger {
+	return slog.New(slog.NewTextHandler(env.stderr, nil))
+}
+
 // explainLibvirt adds a hint when libvirt is not there at all.
 func explainLibvirt(err error) error {
-	if errors.Is(err, libvirtdbus.ErrUnavailable) {
-		return fmt.Errorf("%w\n(is libvirtd running, and libvirt-dbus installed? nothing was changed)", err)
+	if errors.Is(err, rpc.ErrUnavailable) {
+		return fmt.Errorf("%w\n(is libvirtd, or virtnetworkd, running? nothing was changed)", err)
 	}
 	return err
 }

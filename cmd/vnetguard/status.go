@@ -18,19 +18,20 @@ List every libvirt network (active and only defined) with its policy, its
 defined and live subnets, its current clashes with the host, and the last
 action vnetguard took on it. Exit 1 when any network clashes.`)
 	var o resolverOptions
-	asJSON := fs.Bool("json", false, "print JSON (keys: name, source, active, policy, defined_subnets, live_subnets, conflicts, last_action)")
+	asJSON := fs.Bool("json", false, "print JSON (keys: name, backend, active, policy, defined_subnets, live_subnets, conflicts, last_action)")
 	o.register(fs)
 	if code := parseFlags(env, fs, args); code >= 0 {
 		return code
 	}
-	r, client, err := o.newResolver(env, true)
+	g, _, err := o.newGuard(textLog(env), false)
 	if err != nil {
 		return fail(env, "status", explainLibvirt(err))
 	}
-	defer client.Close()
+	defer g.Close()
 	ctx, cancel := o.context()
 	defer cancel()
-	st, err := r.Status(ctx)
+	// Like every run, status first finishes an interrupted change.
+	st, _, err := g.Status(ctx)
 	if err != nil {
 		return fail(env, "status", explainLibvirt(err))
 	}
@@ -51,7 +52,7 @@ action vnetguard took on it. Exit 1 when any network clashes.`)
 
 func printStatus(env *runEnv, st []guard.NetworkStatus) {
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NETWORK\tSOURCE\tACTIVE\tPOLICY\tDEFINED\tLIVE\tLAST ACTION")
+	fmt.Fprintln(tw, "NETWORK\tBACKEND\tACTIVE\tPOLICY\tDEFINED\tLIVE\tLAST ACTION")
 	for _, s := range st {
 		last := "-"
 		if a := s.LastAction; a != nil {
@@ -60,7 +61,7 @@ func printStatus(env *runEnv, st []guard.NetworkStatus) {
 				last += " (" + strings.Join(a.Moves, ", ") + ")"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\n", s.Name, s.Source, s.Active, s.Policy,
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\n", s.Name, s.Backend, s.Active, s.Policy,
 			joinPrefixes(s.DefinedSubnets), joinPrefixes(s.LiveSubnets), last)
 	}
 	tw.Flush()

@@ -2,18 +2,14 @@ package main
 
 import (
 	"context"
-	"net/netip"
 	"os"
 	"os/signal"
-	"slices"
-	"sync/atomic"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
-	"github.com/vnetguard/vnetguard/nmhook/config"
-	"github.com/vnetguard/vnetguard/nmhook/guard"
 	"github.com/vnetguard/vnetguard/nmhook/listener"
 	"github.com/vnetguard/vnetguard/nmhook/logging"
 	"github.com/vnetguard/vnetguard/nmhook/wake"
@@ -32,8 +28,11 @@ and the dispatcher hook's wake-ups are hints. Every event only wakes a full
 re-read. Events are debounced ([watch] debounce, 300ms by default: one pass
 after a burst sees the settled state); a network moves at most once per
 [watch] damping-window (10s) and never back onto a subnet it just left.
-Changes on virtual networks' own bridges and ports are ignored. SIGHUP
-reloads the configuration; SIGTERM stops. Tells systemd when ready.`)
+Changes on virtual networks' own bridges and ports are ignored. At start and
+before every pass, a change that an interrupted vnetguard run left half done
+is completed or undone. When libvirt is not up yet, passes are retried
+until it is. SIGHUP reloads the configuration; SIGTERM stops. Tells systemd
+when ready (after the first pass).`)
 	var o resolverOptions
 	socket := fs.String("wake-socket", wake.DefaultPath, "the socket the dispatcher hook rings")
 	o.register(fs)
@@ -41,13 +40,11 @@ reloads the configuration; SIGTERM stops. Tells systemd when ready.`)
 		return code
 	}
 	log := logging.New(env.stderr)
-	r, client, err := o.newResolver(env, false)
+	g, cfg, err := o.newGuard(log, false)
 	if err != nil {
-		return fail(env, "watch", explainLibvirt(err))
+		return fail(env, "watch", err)
 	}
-	defer client.Close()
-	r.Config.Log = log
-	r.Config.DampingWindow = o.cfg.DampingWindow
+	defer g.Close()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -55,57 +52,90 @@ reloads the configuration; SIGTERM stops. Tells systemd when ready.`)
 	if err != nil {
 		return fail(env, "watch", err)
 	}
-	defer bell.Close()
 
-	events := make(chan string, 64)
-	go listener.WatchNetlink(ctx, events, r.Own, log)
-	go listener.WatchDBus(ctx, events, log)
-	go func() {
-		for reason := range bell.Rings() {
-			select {
-			case events <- "dispatcher: " + reason:
-			default:
-			}
-		}
+	// Every goroutine started here is joined before watch returns: they
+	// end with ctx, and the doorbell's with bell.Close.
+	var wg sync.WaitGroup
+	defer func() {
+		stop()
+		bell.Close()
+		wg.Wait()
 	}()
+	events := make(chan string, 64)
+	wake := func(why string) {
+		select {
+		case events <- why:
+		default: // a pass is due anyway
+		}
+	}
+	wg.Go(func() { listener.WatchNetlink(ctx, events, g.Own, log) })
+	wg.Go(func() { listener.WatchDBus(ctx, events, log) })
+	wg.Go(func() {
+		for reason := range bell.Rings() {
+			wake("dispatcher: " + reason)
+		}
+	})
 	// SIGHUP asks for a reload, done between passes so a pass never sees
 	// a half-changed configuration.
-	var reloadWanted atomic.Bool
+	var reloadMu sync.Mutex
+	reloadWanted := false
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		for range hup {
-			reloadWanted.Store(true)
+	defer signal.Stop(hup)
+	wg.Go(func() {
+		for {
 			select {
-			case events <- "reload requested":
-			default:
+			case <-ctx.Done():
+				return
+			case <-hup:
+				reloadMu.Lock()
+				reloadWanted = true
+				reloadMu.Unlock()
+				wake("reload requested")
 			}
 		}
-	}()
+	})
+	wake("start")
 
 	ready := false
+	failing := false
 	pass := func(ctx context.Context, reason string) time.Duration {
-		if reloadWanted.Swap(false) {
-			if err := reloadConfig(&o, r); err != nil {
+		reloadMu.Lock()
+		reload := reloadWanted
+		reloadWanted = false
+		reloadMu.Unlock()
+		if reload {
+			// The same assembly as at start: flags over the file.
+			if set, _, err := o.settings(false); err != nil {
 				log.Error("configuration not reloaded; keeping the old one", "error", err)
 			} else {
+				g.SetSettings(set)
 				log.Info("configuration reloaded", "file", o.configPath)
 			}
 		}
 		start := time.Now()
 		pctx, cancel := context.WithTimeout(ctx, o.timeout)
 		defer cancel()
-		outcomes, err := r.Pass(pctx)
+		outcomes, err := g.Pass(pctx)
+		if err != nil {
+			// libvirt or the bus not up yet (at boot), or gone: retry with
+			// backoff, logging once until it works again.
+			if !failing {
+				log.Error("pass failed; nothing changed; retrying", "cause", reason, "error", err)
+				failing = true
+			}
+			return 2 * time.Second
+		}
+		if failing {
+			log.Info("passes work again")
+			failing = false
+		}
 		if !ready {
 			daemon.SdNotify(false, daemon.SdNotifyReady)
 			ready = true
 			log.Info("listening", "wake_socket", *socket)
 		}
-		if err != nil {
-			log.Error("pass failed; nothing changed", "cause", reason, "error", err)
-			return 0
-		}
-		log.Info("checked", "trigger", reason, "clashing", len(outcomes), "took", time.Since(start).Round(time.Millisecond))
+		log.Info("checked", "trigger", reason, "acted_on", len(outcomes), "took", time.Since(start).Round(time.Millisecond))
 		var again time.Duration
 		for _, oc := range outcomes {
 			if oc.Action != "none" || oc.Error != "" || oc.Note != "" {
@@ -118,33 +148,7 @@ reloads the configuration; SIGTERM stops. Tells systemd when ready.`)
 		}
 		return again
 	}
-	listener.Run(ctx, listener.Config{Debounce: o.cfg.Debounce, Log: log}, events, pass)
+	listener.Run(ctx, listener.Config{Debounce: cfg.Debounce, Log: log}, events, pass)
 	log.Info("stopping")
 	return exitOK
-}
-
-// reloadConfig re-reads the configuration file into a running resolver.
-// The hypervisor direction and IPv6 on/off are read at start only.
-func reloadConfig(o *resolverOptions, r *guard.Resolver) error {
-	cfg, err := config.Load(o.configPath)
-	if err != nil {
-		return err
-	}
-	var reserved []netip.Prefix
-	for _, s := range o.alloc.reserved {
-		p, err := parseCIDR(s)
-		if err != nil {
-			return err
-		}
-		reserved = append(reserved, p)
-	}
-	o.cfg = cfg
-	if !o.changed("default-policy") {
-		r.Config.DefaultPolicy = cfg.DefaultPolicy
-	}
-	r.Config.Ignore = append(slices.Clone(o.ignore), cfg.Ignore...)
-	r.Config.Reserved = append(reserved, cfg.Reserved...)
-	r.Config.Pools = cfg.Pools4
-	r.Config.DampingWindow = cfg.DampingWindow
-	return nil
 }

@@ -5,14 +5,14 @@ import (
 	"net/netip"
 
 	"github.com/vnetguard/vnetguard/conflict"
-	"github.com/vnetguard/vnetguard/nmhook/state"
 	"github.com/vnetguard/vnetguard/netdef"
+	"github.com/vnetguard/vnetguard/nmhook/state"
 )
 
 // NetworkStatus is one line of `vnetguard status`.
 type NetworkStatus struct {
 	Name           string              `json:"name"`
-	Source         string              `json:"source"`
+	Backend        string              `json:"backend"`
 	Active         bool                `json:"active"`
 	Policy         netdef.OnConflict   `json:"policy"`
 	DefinedSubnets []netip.Prefix      `json:"defined_subnets"`
@@ -22,48 +22,45 @@ type NetworkStatus struct {
 	Error          string              `json:"error,omitempty"`
 }
 
-// Status reports every libvirt network, active or only defined, with its
-// current conflicts and the last action vnetguard took on it.
-func (r *Resolver) Status(ctx context.Context) ([]NetworkStatus, error) {
-	s, err := r.read(ctx, true)
+// Status reports every network of every backend, running or only defined,
+// with its conflicts and the last action vnetguard took on it. Like every
+// run, it first finishes what an interrupted run left half done.
+func (g *Guard) Status(ctx context.Context) ([]NetworkStatus, []Outcome, error) {
+	recovered := g.Recover(ctx)
+	s, err := g.read(ctx, true)
 	if err != nil {
-		return nil, err
+		return nil, recovered, err
 	}
-	mem := &state.Memory{}
-	if r.Config.CacheDir != "" {
-		if mem, err = state.LoadMemory(r.Config.CacheDir); err != nil {
-			r.log().Warn("remembered state unreadable", "error", err)
-		}
+	set := g.Settings()
+	mem, err := state.LoadMemory(set.CacheDir)
+	if err != nil {
+		g.Log.Warn("remembered state unreadable", "error", err)
 	}
 	out := make([]NetworkStatus, 0, len(s.networks))
 	for _, n := range s.networks {
-		st := NetworkStatus{Name: n.Name, Source: "libvirt", Active: n.Active,
+		st := NetworkStatus{Name: n.Name, Backend: n.Backend, Active: n.Active,
 			DefinedSubnets: []netip.Prefix{}, LiveSubnets: []netip.Prefix{}, Conflicts: []conflict.Conflict{}}
-		p := s.parsed[n.Name]
-		if p.err != nil {
-			st.Error = p.err.Error()
+		if n.Err != nil {
+			st.Error = n.Err.Error()
 			out = append(out, st)
 			continue
 		}
-		st.Policy = r.policyOf(p)
-		if p.defined != nil {
-			st.DefinedSubnets = p.defined.Network.Subnets()
+		st.Policy = policyOf(n, set.DefaultPolicy)
+		if n.Defined != nil {
+			st.DefinedSubnets = n.Defined.Network.Subnets()
+		}
+		if found := s.conflictsOf(n); found != nil {
+			st.Conflicts = found
 		}
 		if n.Active {
-			st.LiveSubnets = p.live.Network.Subnets()
-		} else if p.defined == nil {
-			st.DefinedSubnets = p.live.Network.Subnets()
-		}
-		found, err := r.conflictsOf(s, n)
-		if err != nil {
-			st.Error = err.Error()
-		} else if found != nil {
-			st.Conflicts = found
+			st.LiveSubnets = n.Live.Network.Subnets()
+		} else if n.Defined == nil {
+			st.DefinedSubnets = n.Live.Network.Subnets()
 		}
 		if nm := mem.Networks[n.Name]; nm != nil {
 			st.LastAction = nm.LastAction
 		}
 		out = append(out, st)
 	}
-	return out, nil
+	return out, recovered, nil
 }

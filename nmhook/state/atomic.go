@@ -11,12 +11,19 @@ import (
 	"path/filepath"
 )
 
+// DirMode and FileMode are the modes of vnetguard's state: root's alone
+// (the intents hold libvirt XML, which may carry secrets of a network).
+const (
+	DirMode  os.FileMode = 0o700
+	FileMode os.FileMode = 0o600
+)
+
 // WriteFileAtomic writes data to a temporary file beside path, syncs it and
 // renames it over path, then syncs the directory so the rename survives a
 // power cut.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, DirMode); err != nil {
 		return err
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
@@ -55,5 +62,5 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
-	return WriteFileAtomic(path, append(b, '\n'), 0o644)
+	return WriteFileAtomic(path, append(b, '\n'), FileMode)
 }

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,4 +107,25 @@ func (m *Memory) network(name string) *NetworkMemory {
 		m.Networks[name] = nm
 	}
 	return nm
+}
+
+// UpdateMemory reads dir/memory.json, lets change modify it and writes it
+// back, all under one lock shared by every vnetguard process, so that
+// updates for different networks never overwrite each other. A corrupt
+// file is reported and replaced by change's result on an empty memory.
+func UpdateMemory(ctx context.Context, dir string, change func(*Memory)) error {
+	unlock, err := Lock(ctx, dir, MemoryFile)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	m, loadErr := LoadMemory(dir)
+	change(m)
+	if err := m.Save(dir); err != nil {
+		return err
+	}
+	if loadErr != nil {
+		return fmt.Errorf("remembered state was unreadable and has been started afresh: %w", loadErr)
+	}
+	return nil
 }

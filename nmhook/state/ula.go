@@ -38,7 +38,7 @@ func LoadOrCreateULA(dir string) (conflict.ULAGlobalID, error) {
 	if _, err := rand.Read(id[:]); err != nil {
 		return id, err
 	}
-	if err := WriteFileAtomic(path, []byte(id.Prefix48().String()+"\n"), 0o644); err != nil {
+	if err := WriteFileAtomic(path, []byte(id.Prefix48().String()+"\n"), FileMode); err != nil {
 		return id, fmt.Errorf("remember ULA prefix: %w", err)
 	}
 	return id, nil

@@ -135,6 +135,7 @@ type networkStatus struct {
 		Action string
 		Moves  []string
 	} `json:"last_action"`
+	Error string
 }
 
 func status(t testing.TB, d dirs, name string) networkStatus {

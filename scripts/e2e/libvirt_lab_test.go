@@ -250,22 +250,11 @@ func TestLibvirtAbsentIsAClearErrorAndChangesNothing(t *testing.T) {
 	clashingUplink(t, "up-ab", "192.168.159.50/24")
 	before := virsh(t, "net-dumpxml", spec.name)
 
-	// No bus at all (the system bus is down).
-	r := vnetguard(t, []string{"DBUS_SYSTEM_BUS_ADDRESS=unix:path=/run/no-such-bus"}, d.flags("resolve")...)
-	if r.code != 2 || !strings.Contains(r.stderr, "libvirt") || !strings.Contains(r.stderr, "nothing was changed") {
-		t.Fatalf("no bus: %+v", r)
-	}
-	// A bus without libvirt-dbus.
-	bus := privateBus(t)
-	r = vnetguard(t, []string{"DBUS_SYSTEM_BUS_ADDRESS=" + bus}, d.flags("resolve")...)
-	if r.code != 2 || !strings.Contains(r.stderr, "libvirt") {
-		t.Fatalf("no libvirt-dbus: %+v", r)
-	}
 	// libvirtd itself stopped.
 	stopLibvirtd(t)
-	r = vnetguard(t, nil, d.flags("resolve")...)
+	r := vnetguard(t, nil, d.flags("resolve")...)
 	startLibvirtd(t)
-	if r.code != 2 || !strings.Contains(r.stderr, "libvirt") {
+	if r.code != 2 || !strings.Contains(r.stderr, "libvirt") || !strings.Contains(r.stderr, "nothing was changed") {
 		t.Fatalf("no libvirtd: %+v", r)
 	}
 	if after := virsh(t, "net-dumpxml", spec.name); after != before {

@@ -1,4 +1,4 @@
-package guard
+package decide
 
 import (
 	"fmt"
@@ -85,12 +85,6 @@ func onlySubnetOfFamily(own []netip.Prefix, target netip.Prefix) (netip.Prefix, 
 	return netip.Prefix{}, fmt.Errorf("the network has %d subnets of %s's family; cannot tell which to move", len(match), target)
 }
 
-func familyOf(p netip.Prefix) conflict.Family {
-	if p.Addr().Is4() {
-		return conflict.IPv4
-	}
-	return conflict.IPv6
-}
 
 // subnetsOf lists the distinct network subnets named in conflicts.
 func subnetsOf(found []conflict.Conflict) []netip.Prefix {

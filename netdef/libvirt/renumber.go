@@ -1,0 +1,382 @@
+package libvirt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/vnetguard/vnetguard/netdef"
+	"github.com/vnetguard/vnetguard/netdef/libvirt/rpc"
+	"github.com/vnetguard/vnetguard/nmhook/guard"
+	"github.com/vnetguard/vnetguard/nmhook/hostview"
+)
+
+// intent is the record of a renumber in progress. Recovery works from
+// what it observes, so the record holds what cannot be observed once the
+// network is down: the XML on both sides, the definition, and who was
+// connected.
+type intent struct {
+	Version    int              `json:"version"`
+	Network    string           `json:"network"`
+	Started    time.Time        `json:"started"`
+	OldXML     string           `json:"old_xml"`     // the live XML before
+	NewXML     string           `json:"new_xml"`     // the live XML after
+	DefinedXML string           `json:"defined_xml"` // the persistent definition; "" for a transient network
+	// Target says which XML the network must end up running: "new", or
+	// "old" once starting the new one failed (set before the old one is
+	// started again).
+	Target string `json:"target"`
+	// Ports are libvirt's network ports (one per guest interface): they
+	// vanish when the network is destroyed and are reclaimed after.
+	Ports []rpc.Port `json:"ports"`
+	// Taps are every port of the bridge before (qemu taps and veths);
+	// NICs the running domains' interfaces on the network.
+	Taps []string       `json:"taps"`
+	NICs []rpc.GuestNIC `json:"nics"`
+}
+
+const intentVersion = 1
+
+func intentKey(network string) string { return Name + ":" + network }
+
+// Renumber restarts n from newXML, keeping its guests connected. The
+// intent is on disk before the network is stopped; from then on the same
+// code as recovery carries the change through, from what it observes.
+func (b *Backend) Renumber(ctx context.Context, n guard.Network, newXML []byte) error {
+	in := &intent{Version: intentVersion, Network: n.Name, Started: time.Now().UTC(),
+		OldXML: string(n.Live.Raw), NewXML: string(newXML), Target: "new"}
+	if n.Defined != nil {
+		in.DefinedXML = string(n.Defined.Raw)
+	}
+	err := b.call(ctx, func(c *rpc.Conn) (err error) {
+		if in.Ports, err = c.Ports(ctx, n.Name); err != nil {
+			return err
+		}
+		in.NICs, err = c.GuestNICs(ctx, n.Name)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("read the guests of network %s: %w (nothing done)", n.Name, err)
+	}
+	if br := n.Live.Network.BridgeName(); br != "" {
+		if in.Taps, err = hostview.BridgePorts(nil, br); err != nil {
+			return fmt.Errorf("list the ports of bridge %s: %w (nothing done)", br, err)
+		}
+	}
+	if err := b.Intents.Put(intentKey(n.Name), in); err != nil {
+		return fmt.Errorf("%w (nothing done)", err)
+	}
+	if err := b.call(ctx, func(c *rpc.Conn) error { return c.DestroyNetwork(ctx, n.Name) }); err != nil {
+		// Maybe stopped, maybe not: complete from what is there now, on
+		// a fresh connection.
+		b.Log.Warn("stopping the network for its renumber failed; checking what happened", "network", n.Name, "error", err)
+	}
+	note, err := b.complete(ctx, in)
+	if err != nil {
+		return err
+	}
+	if in.Target == "old" {
+		return fmt.Errorf("network %s could not start on its new subnets; %s", n.Name, note)
+	}
+	return nil
+}
+
+// Pending names the networks with a renumber left unfinished.
+func (b *Backend) Pending() ([]string, error) {
+	keys, err := b.Intents.Keys(Name + ":")
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = k[len(Name)+1:]
+	}
+	return names, nil
+}
+
+// Recover completes or undoes an unfinished renumber.
+func (b *Backend) Recover(ctx context.Context, name string) (string, error) {
+	in := &intent{}
+	ok, err := b.Intents.Get(intentKey(name), in)
+	if err != nil || !ok {
+		return "", err
+	}
+	if in.Version != intentVersion {
+		return "", fmt.Errorf("intent for network %s has version %d, this vnetguard knows %d; left in place", name, in.Version, intentVersion)
+	}
+	return b.complete(ctx, in)
+}
+
+// observed is what libvirt says of the network now.
+type observed struct {
+	Found, Active, Persistent bool
+	Live                      []netip.Prefix
+}
+
+type step int
+
+const (
+	stepFinish  step = iota // running on the target: re-attach the guests
+	stepAbandon             // running on the old subnets: it was never stopped; nothing to undo
+	stepLeave               // running on subnets of no one's choosing here: someone else restarted it
+	stepStart               // not running: start the target
+)
+
+// nextStep decides, from what is observed, how to carry a renumber on.
+func nextStep(target, other []netip.Prefix, obs observed) step {
+	switch {
+	case !obs.Active:
+		return stepStart
+	case sameSubnets(obs.Live, target):
+		return stepFinish
+	case sameSubnets(obs.Live, other):
+		return stepAbandon
+	}
+	return stepLeave
+}
+
+func sameSubnets(a, b []netip.Prefix) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	cmp := func(x, y netip.Prefix) int { return x.Masked().Addr().Compare(y.Masked().Addr()) }
+	slices.SortFunc(a, cmp)
+	slices.SortFunc(b, cmp)
+	return slices.EqualFunc(a, b, func(x, y netip.Prefix) bool { return x.Masked() == y.Masked() })
+}
+
+func subnetsOf(xml string) ([]netip.Prefix, error) {
+	d, err := netdef.Parse([]byte(xml))
+	if err != nil {
+		return nil, err
+	}
+	return d.Network.Subnets(), nil
+}
+
+// complete carries a renumber through from what it observes, step by step,
+// each step idempotent: it may run again after a kill at any point.
+func (b *Backend) complete(ctx context.Context, in *intent) (string, error) {
+	key := intentKey(in.Network)
+	oldNets, err1 := subnetsOf(in.OldXML)
+	newNets, err2 := subnetsOf(in.NewXML)
+	if err := errors.Join(err1, err2); err != nil {
+		return "", fmt.Errorf("intent for network %s is unusable: %w; left in place", in.Network, err)
+	}
+	var notes []string
+	for attempt := 0; ; attempt++ {
+		obs, err := b.observe(ctx, in.Network)
+		if err != nil {
+			return "", fmt.Errorf("network %s: %w (will retry)", in.Network, err)
+		}
+		if err := b.ensureDefined(ctx, in, obs, &notes); err != nil {
+			return "", err
+		}
+		target, other := newNets, oldNets
+		if in.Target == "old" {
+			target, other = oldNets, newNets
+		}
+		switch nextStep(target, other, obs) {
+		case stepFinish:
+			notes = append(notes, b.reattach(ctx, in, target)...)
+			if err := b.Intents.Delete(key); err != nil {
+				return "", err
+			}
+			if in.Target == "old" {
+				notes = append(notes, "back on its old subnets")
+			} else {
+				notes = append(notes, "running on its new subnets")
+			}
+			return join(notes), nil
+		case stepAbandon:
+			// Killed before the network was stopped (or libvirtd started
+			// it again from its definition): it runs where it was, with
+			// its guests. The next pass decides afresh.
+			notes = append(notes, b.reattach(ctx, in, nil)...)
+			notes = append(notes, "interrupted before the network was stopped; it stays on its old subnets")
+			return join(notes), b.Intents.Delete(key)
+		case stepLeave:
+			notes = append(notes, "the network was restarted by someone else meanwhile; left as it is")
+			return join(notes), b.Intents.Delete(key)
+		case stepStart:
+			if attempt > 2 {
+				return "", fmt.Errorf("network %s did not stay running (will retry)", in.Network)
+			}
+			xml := in.NewXML
+			if in.Target == "old" {
+				xml = in.OldXML
+			}
+			// libvirt counts the network as stopped: a bridge of its name
+			// is what an interrupted stop left behind.
+			if gone, err := hostview.RemoveStaleBridge(bridgeOf(xml)); err != nil {
+				notes = append(notes, err.Error())
+			} else if gone {
+				notes = append(notes, "removed the bridge an interrupted stop left behind")
+			}
+			err := b.call(ctx, func(c *rpc.Conn) error { return c.CreateNetworkXML(ctx, xml) })
+			if err == nil || errors.Is(err, rpc.ErrNoReply) {
+				continue // observe what happened
+			}
+			if in.Target == "old" {
+				// A failed create drops the definition again: put it back
+				// before giving up for this run.
+				if obs, oerr := b.observe(ctx, in.Network); oerr == nil {
+					b.ensureDefined(ctx, in, obs, &notes)
+				}
+				return "", fmt.Errorf("network %s: starting it again on its old subnets failed: %w (will retry)", in.Network, err)
+			}
+			notes = append(notes, fmt.Sprintf("starting on the new subnets failed (%v); putting the old network back", err))
+			b.Log.Warn("starting the renumbered network failed; putting the old one back", "network", in.Network, "error", err)
+			in.Target = "old"
+			if err := b.Intents.Put(key, in); err != nil {
+				return "", err
+			}
+		}
+	}
+}
+
+func (b *Backend) observe(ctx context.Context, name string) (observed, error) {
+	var n rpc.Network
+	err := b.call(ctx, func(c *rpc.Conn) (err error) {
+		n, err = c.Network(ctx, name, false)
+		return err
+	})
+	if errors.Is(err, rpc.ErrNotFound) {
+		return observed{}, nil
+	}
+	if err != nil {
+		return observed{}, err
+	}
+	obs := observed{Found: true, Active: n.Active, Persistent: n.Persistent}
+	if n.Active {
+		if obs.Live, err = subnetsOf(n.LiveXML); err != nil {
+			return observed{}, fmt.Errorf("live XML: %w", err)
+		}
+	}
+	return obs, nil
+}
+
+// ensureDefined puts a persistent definition back when libvirt dropped it
+// (libvirt 9 forgets it after a failed create, until libvirtd restarts),
+// from the definition saved in the intent, unchanged.
+func (b *Backend) ensureDefined(ctx context.Context, in *intent, obs observed, notes *[]string) error {
+	if in.DefinedXML == "" || (obs.Found && obs.Persistent) {
+		return nil
+	}
+	err := b.call(ctx, func(c *rpc.Conn) error { return c.DefineNetworkXML(ctx, in.DefinedXML) })
+	if err != nil {
+		return fmt.Errorf("network %s lost its definition and defining it again failed: %w (will retry)", in.Network, err)
+	}
+	*notes = append(*notes, "its persistent definition was defined again")
+	return nil
+}
+
+// reattach brings the guests back onto the running network: libvirt's
+// ports reclaimed, the taps and veths put back into the bridge, and the
+// guests' links bounced so they re-lease. moved is nil when the network
+// was never restarted: nothing needs bouncing then. Problems here are
+// reported, not fatal: the network runs, and a guest that went away
+// meanwhile is no error.
+func (b *Backend) reattach(ctx context.Context, in *intent, moved []netip.Prefix) []string {
+	var notes []string
+	var existing []rpc.Port
+	err := b.call(ctx, func(c *rpc.Conn) (err error) {
+		existing, err = c.Ports(ctx, in.Network)
+		return err
+	})
+	if err != nil {
+		notes = append(notes, fmt.Sprintf("cannot list its ports: %v", err))
+	}
+	for _, p := range in.Ports {
+		if err != nil || slices.ContainsFunc(existing, func(e rpc.Port) bool { return e.UUID == p.UUID }) {
+			continue
+		}
+		if rerr := b.call(ctx, func(c *rpc.Conn) error { return c.ReclaimPort(ctx, in.Network, p) }); rerr != nil {
+			notes = append(notes, fmt.Sprintf("port %s not reclaimed: %v", p.UUID, rerr))
+		}
+	}
+	oldBridge, newBridge := bridgeOf(in.OldXML), bridgeOf(in.NewXML)
+	if in.Target == "old" {
+		newBridge = oldBridge
+	}
+	var taps, veths []string
+	for _, t := range in.Taps {
+		if slices.ContainsFunc(in.NICs, func(n rpc.GuestNIC) bool { return n.Target == t }) {
+			taps = append(taps, t)
+		} else {
+			veths = append(veths, t)
+		}
+	}
+	// A domain records its bridge: if the name changed, the link update
+	// below moves its tap, and a tap put there by hand would be wrong.
+	if newBridge == oldBridge && newBridge != "" {
+		if err := hostview.Replug(newBridge, taps, false); err != nil {
+			notes = append(notes, fmt.Sprintf("re-plugging taps: %v", err))
+		}
+	}
+	if newBridge != "" {
+		if err := hostview.Replug(newBridge, veths, moved != nil); err != nil {
+			notes = append(notes, fmt.Sprintf("re-plugging ports: %v", err))
+		}
+	}
+	if moved != nil {
+		notes = append(notes, b.bounceNICs(ctx, in.NICs)...)
+	}
+	return notes
+}
+
+// bounceNICs sets each guest NIC's link down, then up, through libvirt, all
+// domains at once: qemu owns the emulated NIC's link state, so this is the
+// only carrier change a VM guest sees.
+func (b *Backend) bounceNICs(ctx context.Context, nics []rpc.GuestNIC) []string {
+	var mu sync.Mutex
+	var notes []string
+	var wg sync.WaitGroup
+	for _, nic := range nics {
+		wg.Go(func() {
+			err := b.setLink(ctx, nic, false)
+			if err == nil {
+				select {
+				case <-time.After(b.LinkDown):
+				case <-ctx.Done():
+				}
+				// Never leave a guest's link down: up runs even when the
+				// caller's time is over.
+				uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				err = b.setLink(uctx, nic, true)
+				cancel()
+			}
+			if err != nil && !errors.Is(err, rpc.ErrNotFound) {
+				mu.Lock()
+				notes = append(notes, fmt.Sprintf("guest %s (%s): %v", nic.Domain, nic.MAC, err))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return notes
+}
+
+func (b *Backend) setLink(ctx context.Context, nic rpc.GuestNIC, up bool) error {
+	return b.call(ctx, func(c *rpc.Conn) error { return c.SetLink(ctx, nic, up) })
+}
+
+func bridgeOf(xml string) string {
+	d, err := netdef.Parse([]byte(xml))
+	if err != nil {
+		return ""
+	}
+	return d.Network.BridgeName()
+}
+
+func join(notes []string) string {
+	s := ""
+	for i, n := range notes {
+		if i > 0 {
+			s += "; "
+		}
+		s += n
+	}
+	return s
+}

@@ -1,0 +1,193 @@
+package guard
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/vnetguard/vnetguard/conflict"
+	"github.com/vnetguard/vnetguard/netdef"
+	"github.com/vnetguard/vnetguard/nmhook/state"
+)
+
+// memBackend keeps networks in memory: it lets the guard's orchestration
+// (locks, recovery first, memory, outcomes) be tested without root. The
+// real backend is exercised by the lab tests.
+type memBackend struct {
+	nets      map[string]*Network
+	renumbers []string
+	destroys  []string
+	pending   []string
+	recovered []string
+}
+
+func (m *memBackend) Name() string { return "mem" }
+func (m *memBackend) Networks(context.Context, bool) ([]Network, error) {
+	var out []Network
+	for _, n := range m.nets {
+		out = append(out, *n)
+	}
+	return out, nil
+}
+func (m *memBackend) Network(_ context.Context, name string) (Network, error) {
+	if n, ok := m.nets[name]; ok {
+		return *n, nil
+	}
+	return Network{}, ErrNotFound
+}
+func (m *memBackend) Renumber(_ context.Context, n Network, xml []byte) error {
+	d, err := netdef.Parse(xml)
+	if err != nil {
+		return err
+	}
+	m.renumbers = append(m.renumbers, n.Name)
+	m.nets[n.Name].Live = d
+	return nil
+}
+func (m *memBackend) Destroy(_ context.Context, n Network) error {
+	m.destroys = append(m.destroys, n.Name)
+	m.nets[n.Name].Active = false
+	return nil
+}
+func (m *memBackend) Pending() ([]string, error) { return m.pending, nil }
+func (m *memBackend) Recover(_ context.Context, name string) (string, error) {
+	m.recovered = append(m.recovered, name)
+	m.pending = nil
+	return "done", nil
+}
+func (m *memBackend) Close() error { return nil }
+
+type memHost struct{ view conflict.HostView }
+
+func (h memHost) Read() (conflict.HostView, error)      { return h.view, nil }
+func (h memHost) Ports() (map[string][]string, error) { return nil, nil }
+
+func network(t *testing.T, name, bridge, subnet, policy string) *Network {
+	t.Helper()
+	meta := ""
+	if policy != "" {
+		meta = fmt.Sprintf(`<metadata><vnetguard:policy xmlns:vnetguard="urn:x-vnetguard:policy:1" on-conflict="%s"/></metadata>`, policy)
+	}
+	p := netip.MustParsePrefix(subnet)
+	xml := fmt.Sprintf(`<network><name>%s</name>%s<bridge name='%s'/><ip address='%s' prefix='%d'/></network>`,
+		name, meta, bridge, p.Addr(), p.Bits())
+	d, err := netdef.Parse([]byte(xml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Network{Backend: "mem", Name: name, Active: true, Live: d, Defined: d}
+}
+
+func lan(subnet string) conflict.HostView {
+	return conflict.HostView{Routes: []conflict.HostRoute{{Dst: netip.MustParsePrefix(subnet), Interface: "wlan0", Table: 254}}}
+}
+
+func newTestGuard(t *testing.T, b *memBackend, view conflict.HostView) (*Guard, *bytes.Buffer) {
+	var logs bytes.Buffer
+	dir := t.TempDir()
+	os.Chmod(dir, 0o700)
+	g := New(Settings{CacheDir: dir, LockDir: dir, DefaultPolicy: netdef.Destroy},
+		memHost{view}, slog.New(slog.NewTextHandler(&logs, nil)), b)
+	return g, &logs
+}
+
+func TestPassRenumbersRecordsAndRemembers(t *testing.T) {
+	b := &memBackend{nets: map[string]*Network{"default": network(t, "default", "virbr0", "192.168.122.1/24", "renumber")}}
+	g, logs := newTestGuard(t, b, lan("192.168.122.0/24"))
+	out, err := g.Pass(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 1 || out[0].Action != "renumber" || out[0].Error != "" || len(b.renumbers) != 1 {
+		t.Fatalf("outcomes %+v, renumbers %v", out, b.renumbers)
+	}
+	to := out[0].Moves[0].To
+	if got := b.nets["default"].Live.Network.Subnets()[0].Masked(); got != to {
+		t.Fatalf("backend got %v, plan said %v", got, to)
+	}
+	mem, err := state.LoadMemory(g.Settings().CacheDir)
+	if err != nil || mem.Networks["default"].LastAction.Action != "renumber" {
+		t.Fatalf("memory: %+v, %v", mem, err)
+	}
+	if r := mem.Remembered("default", netip.MustParsePrefix("192.168.122.0/24")); len(r) != 1 || r[0] != to {
+		t.Fatalf("remembered %v, want [%v]", r, to)
+	}
+	if !strings.Contains(logs.String(), "renumbered virtual network clashing with the host") {
+		t.Fatalf("log: %s", logs)
+	}
+	if !g.Own("virbr0") {
+		t.Error("the network's bridge is not known as its own")
+	}
+	// The clash is gone: a second pass does nothing.
+	if out, _ := g.Pass(t.Context()); len(out) != 0 {
+		t.Fatalf("second pass: %+v", out)
+	}
+}
+
+func TestPassFinishesInterruptedChangesFirst(t *testing.T) {
+	b := &memBackend{nets: map[string]*Network{}, pending: []string{"default"}}
+	g, _ := newTestGuard(t, b, conflict.HostView{})
+	out, err := g.Pass(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.recovered) != 1 || len(out) != 1 || out[0].Action != "recover" {
+		t.Fatalf("recovered %v, outcomes %+v", b.recovered, out)
+	}
+}
+
+func TestUnreadableNetworkDoesNotBlockTheOthers(t *testing.T) {
+	bad := network(t, "bad", "virbr9", "192.168.122.1/24", "renumber")
+	bad.Err = errors.New("XML unreadable")
+	b := &memBackend{nets: map[string]*Network{
+		"bad":  bad,
+		"good": network(t, "good", "virbr1", "10.5.0.1/24", ""),
+	}}
+	g, _ := newTestGuard(t, b, lan("10.5.0.0/16"))
+	out, err := g.Pass(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sawBad, sawGood bool
+	for _, o := range out {
+		sawBad = sawBad || (o.Network == "bad" && o.Error != "" && o.Action == "none")
+		sawGood = sawGood || (o.Network == "good" && o.Action == "destroy")
+	}
+	if !sawBad || !sawGood || len(b.destroys) != 1 || b.destroys[0] != "good" {
+		t.Fatalf("outcomes %+v, destroys %v", out, b.destroys)
+	}
+}
+
+func TestDryRunChangesNothing(t *testing.T) {
+	b := &memBackend{nets: map[string]*Network{"default": network(t, "default", "virbr0", "192.168.122.1/24", "renumber")}}
+	g, _ := newTestGuard(t, b, lan("192.168.122.0/24"))
+	set := g.Settings()
+	set.DryRun = true
+	g.SetSettings(set)
+	out, err := g.Pass(t.Context())
+	if err != nil || len(out) != 1 || out[0].Action != "renumber" || !out[0].DryRun || len(b.renumbers) != 0 {
+		t.Fatalf("outcomes %+v, %v, renumbers %v", out, err, b.renumbers)
+	}
+}
+
+func TestUserRenumberWithoutClashIsANoOp(t *testing.T) {
+	b := &memBackend{nets: map[string]*Network{"n": network(t, "n", "virbr0", "10.99.0.1/24", "")}}
+	g, logs := newTestGuard(t, b, conflict.HostView{})
+	out := g.Renumber(t.Context(), "n", UserRenumber{})
+	if out.Action != "none" || out.Error != "" || len(b.renumbers) != 0 || strings.Contains(logs.String(), "clashing") {
+		t.Fatalf("outcome %+v, renumbers %v, log %s", out, b.renumbers, logs)
+	}
+	out = g.Renumber(t.Context(), "n", UserRenumber{Force: true})
+	if out.Action != "renumber" || len(b.renumbers) != 1 || !strings.Contains(logs.String(), "renumbered virtual network as asked") {
+		t.Fatalf("--force: outcome %+v, log %s", out, logs)
+	}
+	if out := g.Renumber(t.Context(), "nosuch", UserRenumber{}); out.Error == "" {
+		t.Fatal("no error for a missing network")
+	}
+}
