@@ -39,10 +39,11 @@ bench:
 	$(GO) test -run='^$$' -bench='^Benchmark(NewIndex|CheckAll|Allocate)$$' -benchmem -benchtime=$(BENCHTIME) ./conflict/
 	$(GO) test -run='^$$' -bench='^BenchmarkCheckAllNaive$$' -benchtime=1x ./conflict/
 
-# Lab benchmarks (minutes): conflict-to-lease over 10 runs, hook cost with
+# Lab benchmarks (minutes): conflict-to-lease over 10 runs, a real VM's
+# re-lease after a renumber against a plain link bounce, hook cost with
 # 50 networks, daemon latency over 30 runs.
 bench-lab:
-	scripts/lab run -- $(GO) test -tags lab -run='^$$' -bench='ConflictToLease|HookCost|DaemonLatency' -benchtime=1x -timeout 30m ./scripts/e2e/
+	scripts/lab run -- $(GO) test -tags lab -run='^$$' -bench='ConflictToLease|HookCost|DaemonLatency|VMReLease' -benchtime=1x -timeout 30m ./scripts/e2e/
 
 # Each fuzz target for FUZZTIME (short by default).
 fuzz:

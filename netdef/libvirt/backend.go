@@ -74,8 +74,8 @@ func (b *Backend) Close() error {
 }
 
 // call runs f on the connection, dialling one if needed. After a lost
-// reply the connection is unusable: it is dropped, and the next call
-// dials afresh.
+// reply the connection is unusable (later calls on it give ErrClosed): it
+// is dropped, and the next call dials afresh.
 func (b *Backend) call(ctx context.Context, f func(*rpc.Conn) error) error {
 	b.mu.Lock()
 	c := b.conn
@@ -95,7 +95,7 @@ func (b *Backend) call(ctx context.Context, f func(*rpc.Conn) error) error {
 		b.mu.Unlock()
 	}
 	err := f(c)
-	if errors.Is(err, rpc.ErrNoReply) {
+	if errors.Is(err, rpc.ErrNoReply) || errors.Is(err, rpc.ErrClosed) {
 		b.mu.Lock()
 		if b.conn == c {
 			b.conn.Close()

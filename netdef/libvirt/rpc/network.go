@@ -224,9 +224,11 @@ func (c *Conn) Ports(ctx context.Context, network string) ([]Port, error) {
 // guest's claim again, under the same UUID, without allocating anything
 // new. It does not plug the guest's tap into the bridge. A port that
 // already exists is success and is left alone. The network's port list is
-// checked first because creating a duplicate is not harmless: libvirt
-// plugs the port a second time (network hook, bandwidth) and unplugs it
-// again before it reports VIR_ERR_NETWORK_PORT_EXIST, and logs an error.
+// checked first because creating a duplicate is not harmless: libvirt's
+// networkPortCreateXML notifies the port (connection count, bandwidth
+// class, network hook) before virNetworkObjAddPort finds the duplicate,
+// then releases it again (which frees the bandwidth class the live port
+// holds), reports VIR_ERR_NETWORK_PORT_EXIST and logs an error.
 func (c *Conn) ReclaimPort(ctx context.Context, network string, p Port) error {
 	obj := network + "/" + p.UUID
 	uuid, err := parseUUID(p.UUID)
