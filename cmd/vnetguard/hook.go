@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/vnetguard/vnetguard/nmhook/config"
+	"github.com/vnetguard/vnetguard/nmhook/dispatcher"
 	"github.com/vnetguard/vnetguard/nmhook/guard"
-		"github.com/vnetguard/vnetguard/nmhook/dispatcher"
 	"github.com/vnetguard/vnetguard/nmhook/wake"
 )
 

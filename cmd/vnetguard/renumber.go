@@ -6,8 +6,8 @@ import (
 
 	"github.com/vnetguard/vnetguard/conflict"
 	"github.com/vnetguard/vnetguard/conflict/decide"
-	"github.com/vnetguard/vnetguard/nmhook/guard"
 	"github.com/vnetguard/vnetguard/netdef"
+	"github.com/vnetguard/vnetguard/nmhook/guard"
 )
 
 func init() {

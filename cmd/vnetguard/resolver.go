@@ -13,8 +13,8 @@ import (
 
 	"github.com/vnetguard/vnetguard/conflict"
 	"github.com/vnetguard/vnetguard/netdef"
-	"github.com/vnetguard/vnetguard/netdef/libvirt"
 	"github.com/vnetguard/vnetguard/netdef/libvirt/rpc"
+	"github.com/vnetguard/vnetguard/nmhook/backend/libvirt"
 	"github.com/vnetguard/vnetguard/nmhook/config"
 	"github.com/vnetguard/vnetguard/nmhook/guard"
 	"github.com/vnetguard/vnetguard/nmhook/hostview"

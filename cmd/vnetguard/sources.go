@@ -13,8 +13,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/vnetguard/vnetguard/conflict"
-	"github.com/vnetguard/vnetguard/nmhook/hostview"
 	"github.com/vnetguard/vnetguard/netdef"
+	"github.com/vnetguard/vnetguard/nmhook/hostview"
 )
 
 // hostOptions choose where the host view comes from.

@@ -85,7 +85,6 @@ func onlySubnetOfFamily(own []netip.Prefix, target netip.Prefix) (netip.Prefix, 
 	return netip.Prefix{}, fmt.Errorf("the network has %d subnets of %s's family; cannot tell which to move", len(match), target)
 }
 
-
 // subnetsOf lists the distinct network subnets named in conflicts.
 func subnetsOf(found []conflict.Conflict) []netip.Prefix {
 	var out []netip.Prefix

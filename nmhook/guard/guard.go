@@ -6,7 +6,6 @@
 package guard
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -16,47 +15,17 @@ import (
 
 	"github.com/vnetguard/vnetguard/conflict"
 	"github.com/vnetguard/vnetguard/netdef"
+	"github.com/vnetguard/vnetguard/nmhook/backend"
+)
+
+// Network and Backend are the backend contract (nmhook/backend).
+type (
+	Network = backend.Network
+	Backend = backend.Backend
 )
 
 // ErrNotFound is what a backend returns for a network it does not have.
-var ErrNotFound = errors.New("no such network")
-
-// Network is one virtual network as its backend reports it.
-type Network struct {
-	Backend string
-	Name    string
-	Active  bool
-	// Live is the network as it runs (as defined, when inactive); Defined
-	// its persistent definition, nil when transient or not asked for.
-	Live    *netdef.Definition
-	Defined *netdef.Definition
-	// Err: the network could not be read or parsed. It is reported and
-	// never acted on; the other networks are still protected.
-	Err error
-}
-
-// Backend owns one kind of virtual network (libvirt's, vnetguard's own
-// NetworkManager profiles) and carries out effects on them. Each effect is
-// crash-safe: it records its intent before the first destructive step, so
-// that Recover can complete or undo it after a kill at any point.
-type Backend interface {
-	Name() string
-	// Networks lists every network, running or only defined; with full,
-	// the persistent definitions are read too.
-	Networks(ctx context.Context, full bool) ([]Network, error)
-	// Network reads one network fully (ErrNotFound when there is none).
-	Network(ctx context.Context, name string) (Network, error)
-	// Renumber restarts a running network from newXML, its live XML with
-	// the subnets moved, keeping its guests connected.
-	Renumber(ctx context.Context, n Network, newXML []byte) error
-	// Destroy stops a running network; its definition is kept.
-	Destroy(ctx context.Context, n Network) error
-	// Pending names the networks with an unfinished effect.
-	Pending() ([]string, error)
-	// Recover completes or undoes the unfinished effect on a network.
-	Recover(ctx context.Context, name string) (string, error)
-	Close() error
-}
+var ErrNotFound = backend.ErrNotFound
 
 // Host reads the host: addresses and routes, and bridges' ports.
 type Host interface {

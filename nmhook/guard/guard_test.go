@@ -65,7 +65,7 @@ func (m *memBackend) Close() error { return nil }
 
 type memHost struct{ view conflict.HostView }
 
-func (h memHost) Read() (conflict.HostView, error)      { return h.view, nil }
+func (h memHost) Read() (conflict.HostView, error)    { return h.view, nil }
 func (h memHost) Ports() (map[string][]string, error) { return nil, nil }
 
 func network(t *testing.T, name, bridge, subnet, policy string) *Network {

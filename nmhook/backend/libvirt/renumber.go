@@ -11,7 +11,7 @@ import (
 
 	"github.com/vnetguard/vnetguard/netdef"
 	"github.com/vnetguard/vnetguard/netdef/libvirt/rpc"
-	"github.com/vnetguard/vnetguard/nmhook/guard"
+	"github.com/vnetguard/vnetguard/nmhook/backend"
 	"github.com/vnetguard/vnetguard/nmhook/hostview"
 )
 
@@ -20,12 +20,12 @@ import (
 // network is down: the XML on both sides, the definition, and who was
 // connected.
 type intent struct {
-	Version    int              `json:"version"`
-	Network    string           `json:"network"`
-	Started    time.Time        `json:"started"`
-	OldXML     string           `json:"old_xml"`     // the live XML before
-	NewXML     string           `json:"new_xml"`     // the live XML after
-	DefinedXML string           `json:"defined_xml"` // the persistent definition; "" for a transient network
+	Version    int       `json:"version"`
+	Network    string    `json:"network"`
+	Started    time.Time `json:"started"`
+	OldXML     string    `json:"old_xml"`     // the live XML before
+	NewXML     string    `json:"new_xml"`     // the live XML after
+	DefinedXML string    `json:"defined_xml"` // the persistent definition; "" for a transient network
 	// Target says which XML the network must end up running: "new", or
 	// "old" once starting the new one failed (set before the old one is
 	// started again).
@@ -46,7 +46,7 @@ func intentKey(network string) string { return Name + ":" + network }
 // Renumber restarts n from newXML, keeping its guests connected. The
 // intent is on disk before the network is stopped; from then on the same
 // code as recovery carries the change through, from what it observes.
-func (b *Backend) Renumber(ctx context.Context, n guard.Network, newXML []byte) error {
+func (b *Backend) Renumber(ctx context.Context, n backend.Network, newXML []byte) error {
 	in := &intent{Version: intentVersion, Network: n.Name, Started: time.Now().UTC(),
 		OldXML: string(n.Live.Raw), NewXML: string(newXML), Target: "new"}
 	if n.Defined != nil {

@@ -23,14 +23,14 @@ import (
 
 	"github.com/vnetguard/vnetguard/netdef"
 	"github.com/vnetguard/vnetguard/netdef/libvirt/rpc"
-	"github.com/vnetguard/vnetguard/nmhook/guard"
+	"github.com/vnetguard/vnetguard/nmhook/backend"
 	"github.com/vnetguard/vnetguard/nmhook/state"
 )
 
 // Name is the backend's name in outcomes, logs and intent keys.
 const Name = "libvirt"
 
-// Backend implements guard.Backend for libvirt.
+// Backend implements backend.Backend for libvirt.
 type Backend struct {
 	Intents state.Intents
 	Log     *slog.Logger
@@ -108,7 +108,7 @@ func (b *Backend) call(ctx context.Context, f func(*rpc.Conn) error) error {
 
 // Networks lists libvirt's networks, parsed. A network whose XML cannot be
 // read or parsed carries Err and is skipped by the guard.
-func (b *Backend) Networks(ctx context.Context, full bool) ([]guard.Network, error) {
+func (b *Backend) Networks(ctx context.Context, full bool) ([]backend.Network, error) {
 	var nets []rpc.Network
 	err := b.call(ctx, func(c *rpc.Conn) (err error) {
 		nets, err = c.Networks(ctx, full)
@@ -117,7 +117,7 @@ func (b *Backend) Networks(ctx context.Context, full bool) ([]guard.Network, err
 	if err != nil {
 		return nil, fmt.Errorf("list libvirt networks: %w", err)
 	}
-	out := make([]guard.Network, len(nets))
+	out := make([]backend.Network, len(nets))
 	for i, n := range nets {
 		out[i] = convert(n)
 	}
@@ -125,23 +125,23 @@ func (b *Backend) Networks(ctx context.Context, full bool) ([]guard.Network, err
 }
 
 // Network reads one network with its persistent definition.
-func (b *Backend) Network(ctx context.Context, name string) (guard.Network, error) {
+func (b *Backend) Network(ctx context.Context, name string) (backend.Network, error) {
 	var n rpc.Network
 	err := b.call(ctx, func(c *rpc.Conn) (err error) {
 		n, err = c.Network(ctx, name, true)
 		return err
 	})
 	if errors.Is(err, rpc.ErrNotFound) {
-		return guard.Network{}, fmt.Errorf("libvirt network %s: %w", name, guard.ErrNotFound)
+		return backend.Network{}, fmt.Errorf("libvirt network %s: %w", name, backend.ErrNotFound)
 	}
 	if err != nil {
-		return guard.Network{}, fmt.Errorf("read libvirt network %s: %w", name, err)
+		return backend.Network{}, fmt.Errorf("read libvirt network %s: %w", name, err)
 	}
 	return convert(n), nil
 }
 
-func convert(n rpc.Network) guard.Network {
-	g := guard.Network{Backend: Name, Name: n.Name, Active: n.Active}
+func convert(n rpc.Network) backend.Network {
+	g := backend.Network{Backend: Name, Name: n.Name, Active: n.Active}
 	g.Live, g.Err = parseValid(n.Name, "live", n.LiveXML)
 	if g.Err == nil && n.DefinedXML != "" {
 		g.Defined, g.Err = parseValid(n.Name, "defined", n.DefinedXML)
@@ -165,7 +165,7 @@ func parseValid(name, which, xml string) (*netdef.Definition, error) {
 }
 
 // Destroy stops a running network; libvirt keeps its definition.
-func (b *Backend) Destroy(ctx context.Context, n guard.Network) error {
+func (b *Backend) Destroy(ctx context.Context, n backend.Network) error {
 	err := b.call(ctx, func(c *rpc.Conn) error { return c.DestroyNetwork(ctx, n.Name) })
 	if err != nil {
 		return fmt.Errorf("stop libvirt network %s: %w", n.Name, err)
