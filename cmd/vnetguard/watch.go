@@ -24,9 +24,12 @@ func runWatch(env *runEnv, args []string) int {
 Run until stopped, resolving clashes as they appear. Kernel netlink events
 (addresses, routes of every table, policy rules, links, IPv6 prefixes) are
 the ground truth; NetworkManager's D-Bus signals, libvirt's network events
-and the dispatcher hook's wake-ups are hints. Every event only wakes a full
-re-read. Events are debounced ([watch] debounce, 300ms by default: one pass
-after a burst sees the settled state); a network moves at most once per
+and the dispatcher hook's wake-ups are hints. An address or route that
+overlaps a running virtual network (judged from the kernel's message alone)
+starts a pass at once; other events are debounced ([watch] debounce, 300ms
+by default: one pass after a burst sees the settled state), and so are
+further clashing changes within a debounce of the last pass. Every pass
+re-reads and re-checks everything before acting. A network moves at most once per
 [watch] damping-window (10s) and never back onto a subnet it just left.
 Changes on virtual networks' own bridges and ports are ignored. At start and
 before every pass, a change that an interrupted vnetguard run left half done
@@ -62,13 +65,16 @@ when ready (after the first pass).`)
 		wg.Wait()
 	}()
 	events := make(chan string, 64)
+	urgent := make(chan string, 1)
 	wake := func(why string) {
 		select {
 		case events <- why:
 		default: // a pass is due anyway
 		}
 	}
-	wg.Go(func() { listener.WatchNetlink(ctx, events, g.Own, log) })
+	wg.Go(func() {
+		listener.WatchNetlink(ctx, events, urgent, listener.Filter{Own: g.Own, Threatens: g.Threatens}, log)
+	})
 	wg.Go(func() { listener.WatchDBus(ctx, events, log) })
 	wg.Go(func() {
 		for reason := range bell.Rings() {
@@ -148,7 +154,7 @@ when ready (after the first pass).`)
 		}
 		return again
 	}
-	listener.Run(ctx, listener.Config{Debounce: cfg.Debounce, Log: log}, events, pass)
+	listener.Run(ctx, listener.Config{Debounce: cfg.Debounce, Log: log}, events, urgent, pass)
 	log.Info("stopping")
 	return exitOK
 }

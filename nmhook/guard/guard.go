@@ -27,10 +27,10 @@ type (
 // ErrNotFound is what a backend returns for a network it does not have.
 var ErrNotFound = backend.ErrNotFound
 
-// Host reads the host: addresses and routes, and bridges' ports.
+// Host reads the host: addresses and routes, and bridges' ports
+// (bridge -> its ports), in one go.
 type Host interface {
-	Read() (conflict.HostView, error)
-	Ports() (map[string][]string, error) // bridge -> its ports
+	Read() (conflict.HostView, map[string][]string, error)
 }
 
 // Settings are assembled once, from flags and the configuration file, and
@@ -65,6 +65,7 @@ type Guard struct {
 
 	settings atomic.Pointer[Settings]
 	own      atomic.Pointer[map[string]bool]
+	watched  atomic.Pointer[[]watchedSubnet]
 }
 
 // New makes a guard.

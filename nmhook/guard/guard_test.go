@@ -65,8 +65,7 @@ func (m *memBackend) Close() error { return nil }
 
 type memHost struct{ view conflict.HostView }
 
-func (h memHost) Read() (conflict.HostView, error)    { return h.view, nil }
-func (h memHost) Ports() (map[string][]string, error) { return nil, nil }
+func (h memHost) Read() (conflict.HostView, map[string][]string, error) { return h.view, nil, nil }
 
 func network(t *testing.T, name, bridge, subnet, policy string) *Network {
 	t.Helper()
@@ -189,5 +188,32 @@ func TestUserRenumberWithoutClashIsANoOp(t *testing.T) {
 	}
 	if out := g.Renumber(t.Context(), "nosuch", UserRenumber{}); out.Error == "" {
 		t.Fatal("no error for a missing network")
+	}
+}
+
+func TestThreatensFromTheLastRead(t *testing.T) {
+	b := &memBackend{nets: map[string]*Network{"default": network(t, "default", "virbr0", "192.168.122.1/24", "renumber")}}
+	g, _ := newTestGuard(t, b, conflict.HostView{})
+	p := netip.MustParsePrefix
+	if g.Threatens(p("192.168.122.7/24"), "wlan0") {
+		t.Fatal("threat reported before any read")
+	}
+	if _, err := g.Pass(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		prefix, ifname string
+		want           bool
+	}{
+		{"192.168.122.7/24", "wlan0", true},   // creates a clash
+		{"192.168.0.0/16", "tun0", true},      // a wider route over it
+		{"192.168.122.1/24", "virbr0", false}, // the network's own bridge
+		{"10.1.0.0/16", "wlan0", false},       // elsewhere
+		{"0.0.0.0/0", "wlan0", false},         // a default route is no clash
+		{"192.168.122.200/32", "", true},      // interface unknown: count it
+	} {
+		if got := g.Threatens(p(tc.prefix), tc.ifname); got != tc.want {
+			t.Errorf("Threatens(%s, %q) = %v, want %v", tc.prefix, tc.ifname, got, tc.want)
+		}
 	}
 }

@@ -10,10 +10,10 @@ type WithExtra struct {
 }
 
 // Read returns the underlying view plus the extra entries not already in it.
-func (w WithExtra) Read() (conflict.HostView, error) {
-	v, err := w.Host.Read()
+func (w WithExtra) Read() (conflict.HostView, map[string][]string, error) {
+	v, ports, err := w.Host.Read()
 	if err != nil {
-		return v, err
+		return v, ports, err
 	}
 	seenA := map[conflict.HostAddress]bool{}
 	for _, a := range v.Addresses {
@@ -37,5 +37,5 @@ func (w WithExtra) Read() (conflict.HostView, error) {
 			v.Routes = append(v.Routes, r)
 		}
 	}
-	return v, nil
+	return v, ports, nil
 }

@@ -48,13 +48,11 @@ func (g *Guard) read(ctx context.Context, full bool) (*snapshot, error) {
 		}
 		s.networks = append(s.networks, nets...)
 	}
-	view, err := g.Host.Read()
+	view, ports, err := g.Host.Read()
 	if err != nil {
-		return nil, fmt.Errorf("read host addresses and routes: %w", err)
+		return nil, fmt.Errorf("read host addresses, routes and bridge ports: %w", err)
 	}
-	if s.ports, err = g.Host.Ports(); err != nil {
-		return nil, fmt.Errorf("read bridge ports: %w", err)
-	}
+	s.ports = ports
 	s.index = conflict.NewIndex(view)
 	own := map[string]bool{}
 	for _, n := range s.networks {
@@ -71,7 +69,54 @@ func (g *Guard) read(ctx context.Context, full bool) (*snapshot, error) {
 		}
 	}
 	g.own.Store(&own)
+	g.watched.Store(watchedSubnets(s))
 	return s, nil
+}
+
+// watchedSubnet is a running network's subnet with the interfaces that
+// may carry it without a clash (its bridge and the bridge's ports).
+type watchedSubnet struct {
+	prefix netip.Prefix
+	own    map[string]bool
+}
+
+func watchedSubnets(s *snapshot) *[]watchedSubnet {
+	var out []watchedSubnet
+	for _, n := range s.networks {
+		if n.Err != nil || n.Live == nil || !n.Active {
+			continue
+		}
+		own := map[string]bool{}
+		if br := n.Live.Network.BridgeName(); br != "" {
+			own[br] = true
+			for _, p := range s.ports[br] {
+				own[p] = true
+			}
+		}
+		for _, p := range n.Live.Network.Subnets() {
+			out = append(out, watchedSubnet{prefix: p.Masked(), own: own})
+		}
+	}
+	return &out
+}
+
+// Threatens tells, from the last read and without any I/O, whether an
+// address or route p on interface ifname ("" if unknown) overlaps a running
+// virtual network's subnet elsewhere than on that network's own bridge or
+// ports: the listener then runs a pass at once instead of after the
+// debounce. A default route (/0) threatens nothing: the engine ignores it.
+func (g *Guard) Threatens(p netip.Prefix, ifname string) bool {
+	w := g.watched.Load()
+	if w == nil || !p.IsValid() || p.Bits() == 0 {
+		return false
+	}
+	p = p.Masked()
+	for _, s := range *w {
+		if s.prefix.Overlaps(p) && (ifname == "" || !s.own[ifname]) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *snapshot) find(backend, name string) (Network, bool) {
@@ -241,6 +286,9 @@ func (g *Guard) act(ctx context.Context, backend, name string, user *UserRenumbe
 	out.Action = string(d.Action)
 	if set.DryRun {
 		return out
+	}
+	if d.Action == decide.Destroy || d.Action == decide.Renumber {
+		g.Log.Info("acting", "network", name, "backend", backend, "action", string(d.Action), "cause", d.Cause)
 	}
 	switch d.Action {
 	case decide.Warn:

@@ -17,10 +17,17 @@ const dumpRetries = 5
 // Read returns every address and every route (all tables, both families)
 // of the network namespace h works in; a nil h means the current one.
 func Read(h *netlink.Handle) (conflict.HostView, error) {
+	v, _, err := ReadWithPorts(h)
+	return v, err
+}
+
+// ReadWithPorts is Read plus every bridge's ports, from the same link dump.
+func ReadWithPorts(h *netlink.Handle) (conflict.HostView, map[string][]string, error) {
 	if h == nil {
 		h = &netlink.Handle{}
 	}
 	var view conflict.HostView
+	var ports map[string][]string
 	err := retryDump(func() error {
 		links, err := h.LinkList()
 		if err != nil {
@@ -30,6 +37,7 @@ func Read(h *netlink.Handle) (conflict.HostView, error) {
 		for _, l := range links {
 			names[l.Attrs().Index] = l.Attrs().Name
 		}
+		ports = portsOf(links, names)
 		addrs, err := h.AddrList(nil, unix.AF_UNSPEC)
 		if err != nil {
 			return fmt.Errorf("list addresses: %w", err)
@@ -43,7 +51,17 @@ func Read(h *netlink.Handle) (conflict.HostView, error) {
 		view = Convert(names, addrs, routes)
 		return nil
 	})
-	return view, err
+	return view, ports, err
+}
+
+func portsOf(links []netlink.Link, names map[int]string) map[string][]string {
+	ports := map[string][]string{}
+	for _, l := range links {
+		if m := l.Attrs().MasterIndex; m != 0 {
+			ports[names[m]] = append(ports[names[m]], l.Attrs().Name)
+		}
+	}
+	return ports
 }
 
 func retryDump(f func() error) error {
@@ -82,12 +100,7 @@ func AllBridgePorts(h *netlink.Handle) (map[string][]string, error) {
 		for _, l := range links {
 			names[l.Attrs().Index] = l.Attrs().Name
 		}
-		ports = map[string][]string{}
-		for _, l := range links {
-			if m := l.Attrs().MasterIndex; m != 0 {
-				ports[names[m]] = append(ports[names[m]], l.Attrs().Name)
-			}
-		}
+		ports = portsOf(links, names)
 		return nil
 	})
 	return ports, err

@@ -17,9 +17,8 @@ const bounceDown = 200 * time.Millisecond
 // Live is the real host: the current network namespace via netlink.
 type Live struct{}
 
-func (Live) Read() (conflict.HostView, error) { return Read(nil) }
-
-func (Live) Ports() (map[string][]string, error) { return AllBridgePorts(nil) }
+// Read returns the host view and every bridge's ports, in one link dump.
+func (Live) Read() (conflict.HostView, map[string][]string, error) { return ReadWithPorts(nil) }
 
 // Replug puts ports back into bridge (libvirt does not re-attach them after
 // a network restart). With bounce, each is also set down for a moment so

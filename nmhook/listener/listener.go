@@ -27,9 +27,12 @@ type Config struct {
 	Log      *slog.Logger
 }
 
-// Run waits for wake-ups on events and runs passes until ctx ends. A pass
-// is never run concurrently with another.
-func Run(ctx context.Context, cfg Config, events <-chan string, pass Pass) {
+// Run waits for wake-ups and runs passes until ctx ends. A pass is never
+// run concurrently with another. A wake-up on events waits for the
+// debounce; one on urgent (a change that creates a clash) runs a pass at
+// once (leading edge), unless a pass ran within the last debounce, so that
+// a storm of urgent changes costs at most one pass per debounce.
+func Run(ctx context.Context, cfg Config, events, urgent <-chan string, pass Pass) {
 	if cfg.Debounce <= 0 {
 		cfg.Debounce = 300 * time.Millisecond
 	}
@@ -46,6 +49,8 @@ func Run(ctx context.Context, cfg Config, events <-chan string, pass Pass) {
 		first    time.Time
 		reasons  []string
 		retryC   <-chan time.Time
+		lastPass time.Time
+		hot      bool // an urgent pass is scheduled: plain events don't postpone it
 		schedule = func(d time.Duration) {
 			if timer == nil {
 				timer = time.NewTimer(d)
@@ -70,6 +75,9 @@ func Run(ctx context.Context, cfg Config, events <-chan string, pass Pass) {
 			if len(reasons) < 8 {
 				reasons = append(reasons, r)
 			}
+			if hot {
+				continue
+			}
 			// Wait for quiet, but never longer than MaxDelay after the
 			// first event of the burst.
 			wait := cfg.Debounce
@@ -77,6 +85,19 @@ func Run(ctx context.Context, cfg Config, events <-chan string, pass Pass) {
 				wait = max(left, 0)
 			}
 			schedule(wait)
+		case r, ok := <-urgent:
+			if !ok {
+				urgent = nil
+				continue
+			}
+			if len(reasons) == 0 {
+				first = time.Now()
+			}
+			if len(reasons) < 8 {
+				reasons = append(reasons, r)
+			}
+			hot = true
+			schedule(max(cfg.Debounce-time.Since(lastPass), 0))
 		case <-retryC:
 			retryC = nil
 			reasons = append(reasons, "damping window ended")
@@ -85,6 +106,7 @@ func Run(ctx context.Context, cfg Config, events <-chan string, pass Pass) {
 			timerC = nil
 			why := summarize(reasons)
 			reasons = reasons[:0]
+			lastPass, hot = time.Now(), false
 			if again := pass(ctx, why); again > 0 {
 				retryC = time.After(again)
 			}

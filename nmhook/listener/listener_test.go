@@ -20,7 +20,7 @@ func TestBurstMakesOnePass(t *testing.T) {
 	defer cancel()
 	events := make(chan string, 64)
 	var p passes
-	go Run(ctx, Config{Debounce: 50 * time.Millisecond, MaxDelay: time.Second}, events, func(_ context.Context, r string) time.Duration {
+	go Run(ctx, Config{Debounce: 50 * time.Millisecond, MaxDelay: time.Second}, events, nil, func(_ context.Context, r string) time.Duration {
 		p.add(r)
 		return 0
 	})
@@ -39,7 +39,7 @@ func TestEndlessEventsStillPassWithinMaxDelay(t *testing.T) {
 	defer cancel()
 	events := make(chan string, 64)
 	var p passes
-	go Run(ctx, Config{Debounce: 50 * time.Millisecond, MaxDelay: 150 * time.Millisecond}, events, func(_ context.Context, r string) time.Duration {
+	go Run(ctx, Config{Debounce: 50 * time.Millisecond, MaxDelay: 150 * time.Millisecond}, events, nil, func(_ context.Context, r string) time.Duration {
 		p.add(r)
 		return 0
 	})
@@ -58,7 +58,7 @@ func TestPassAskingAgainIsRerun(t *testing.T) {
 	defer cancel()
 	events := make(chan string, 1)
 	var p passes
-	go Run(ctx, Config{Debounce: 10 * time.Millisecond}, events, func(_ context.Context, r string) time.Duration {
+	go Run(ctx, Config{Debounce: 10 * time.Millisecond}, events, nil, func(_ context.Context, r string) time.Duration {
 		p.add(r)
 		if p.n() == 1 {
 			return 50 * time.Millisecond // held back by damping
@@ -69,5 +69,42 @@ func TestPassAskingAgainIsRerun(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if p.n() != 2 || p.log[1] != "damping window ended" {
 		t.Fatalf("passes %v", p.log)
+	}
+}
+
+func TestUrgentRunsAtOnceAndAStormAtMostOncePerDebounce(t *testing.T) {
+	events, urgent := make(chan string, 1), make(chan string, 1)
+	var p passes
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := make(chan time.Time, 100)
+	go Run(ctx, Config{Debounce: 200 * time.Millisecond}, events, urgent, func(_ context.Context, r string) time.Duration {
+		p.add(r)
+		ran <- time.Now()
+		return 0
+	})
+	start := time.Now()
+	urgent <- "address 192.168.122.5/24 on wlan0"
+	first := <-ran
+	if d := first.Sub(start); d > 50*time.Millisecond {
+		t.Fatalf("urgent pass after %v, want at once", d)
+	}
+	// A storm: urgent and plain events for 500 ms; passes at most one per
+	// debounce, and plain events never postpone a due urgent pass.
+	stop := time.Now().Add(500 * time.Millisecond)
+	for time.Now().Before(stop) {
+		select {
+		case urgent <- "u":
+		default:
+		}
+		select {
+		case events <- "e":
+		default:
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(450 * time.Millisecond)
+	if n := p.n(); n > 5 || n < 3 {
+		t.Fatalf("%d passes in ~1 s of storm with a 200 ms debounce, want 3..5", n)
 	}
 }

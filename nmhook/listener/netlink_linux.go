@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"syscall"
 	"time"
 
@@ -29,11 +30,26 @@ var rtnlGroups = []uint{
 // libvirt's own events report them.
 type Own func(ifname string) bool
 
+// Threatens tells, from what is already known and with no I/O, whether an
+// address or route on an interface ("" if unknown) overlaps a running
+// virtual network: such an event makes a pass run at once.
+type Threatens func(p netip.Prefix, ifname string) bool
+
+// Filter decides what an event means. Both funcs must be cheap: they run
+// for every kernel message.
+type Filter struct {
+	Own       Own
+	Threatens Threatens
+}
+
 // WatchNetlink sends a wake-up on events for every change the kernel
-// reports, except those on own interfaces. A receive error (ENOBUFS when
-// the socket overran) loses events, so it wakes too: the next pass re-reads
-// everything. A broken socket is re-made.
-func WatchNetlink(ctx context.Context, events chan<- string, own Own, log *slog.Logger) {
+// reports, except those on own interfaces, and an urgent one for an
+// address or route that overlaps a running virtual network. Whether a
+// message matters is decided from the message itself and a name table kept
+// from link messages: no syscall per message. A receive error (ENOBUFS
+// when the socket overran) loses events, so it wakes too: the next pass
+// re-reads everything. A broken socket is re-made.
+func WatchNetlink(ctx context.Context, events, urgent chan<- string, f Filter, log *slog.Logger) {
 	for ctx.Err() == nil {
 		sock, err := nl.Subscribe(unix.NETLINK_ROUTE, rtnlGroups...)
 		if err != nil {
@@ -43,20 +59,41 @@ func WatchNetlink(ctx context.Context, events chan<- string, own Own, log *slog.
 		}
 		// Receive blocks; closing the socket on ctx end unblocks it.
 		stop := context.AfterFunc(ctx, sock.Close)
+		// Names are learnt from link messages after one dump; a link made
+		// between the subscription and the dump is in both.
+		w := &watcher{filter: f, names: linkNames()}
 		wake(events, "netlink subscribed")
-		receive(ctx, sock, events, own, log)
+		w.receive(ctx, sock, events, urgent, log)
 		stop()
 		sock.Close()
 		sleep(ctx, 100*time.Millisecond)
 	}
 }
 
-func receive(ctx context.Context, sock *nl.NetlinkSocket, events chan<- string, own Own, log *slog.Logger) {
+type watcher struct {
+	filter Filter
+	names  map[int]string
+}
+
+func linkNames() map[int]string {
+	names := map[int]string{}
+	links, err := netlink.LinkList()
+	if err != nil {
+		return names
+	}
+	for _, l := range links {
+		names[l.Attrs().Index] = l.Attrs().Name
+	}
+	return names
+}
+
+func (w *watcher) receive(ctx context.Context, sock *nl.NetlinkSocket, events, urgent chan<- string, log *slog.Logger) {
 	for ctx.Err() == nil {
 		msgs, _, err := sock.Receive()
 		if err != nil {
 			if errors.Is(err, syscall.ENOBUFS) {
 				log.Warn("netlink overrun; re-reading everything")
+				w.names = linkNames()
 				wake(events, "netlink overrun")
 				continue
 			}
@@ -67,78 +104,143 @@ func receive(ctx context.Context, sock *nl.NetlinkSocket, events chan<- string, 
 			return
 		}
 		for _, m := range msgs {
-			if why, ok := classify(m, own); ok {
+			why, matters, hot := w.classify(m)
+			switch {
+			case hot:
+				wake(urgent, why)
+			case matters:
 				wake(events, why)
 			}
 		}
 	}
 }
 
-// classify names an event and says whether it matters.
-func classify(m syscall.NetlinkMessage, own Own) (string, bool) {
+// classify names an event, says whether it matters, and whether it is hot:
+// a new address or route over a running virtual network's subnet.
+func (w *watcher) classify(m syscall.NetlinkMessage) (why string, matters, hot bool) {
+	own := func(name string) bool { return name != "" && w.filter.Own != nil && w.filter.Own(name) }
+	threat := func(p netip.Prefix, name string) bool {
+		return w.filter.Threatens != nil && w.filter.Threatens(p, name)
+	}
 	switch m.Header.Type {
 	case unix.RTM_NEWLINK, unix.RTM_DELLINK:
-		name := linkName(m.Data)
-		return "link " + name, name == "" || !own(name)
+		idx, name := linkIndexName(m.Data)
+		if idx > 0 {
+			if m.Header.Type == unix.RTM_DELLINK {
+				delete(w.names, idx)
+			} else if name != "" {
+				w.names[idx] = name
+			}
+		}
+		return "link " + name, !own(name), false
 	case unix.RTM_NEWADDR, unix.RTM_DELADDR:
-		if len(m.Data) >= 8 {
-			idx := binary.NativeEndian.Uint32(m.Data[4:8])
-			name := nameOf(int(idx))
-			return "address on " + name, name == "" || !own(name)
+		p, idx, ok := addrOf(m.Data)
+		if !ok {
+			return "address", true, false
 		}
-		return "address", true
+		name := w.names[idx]
+		if own(name) {
+			return "address on " + name, false, false
+		}
+		return "address " + p.String() + " on " + name, true, m.Header.Type == unix.RTM_NEWADDR && threat(p, name)
 	case unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
-		if idx := routeOIF(m.Data); idx > 0 {
-			name := nameOf(idx)
-			return "route via " + name, name == "" || !own(name)
+		p, idx, ok := routeOf(m.Data)
+		name := w.names[idx]
+		if own(name) {
+			return "route via " + name, false, false
 		}
-		return "route", true
+		if !ok {
+			return "route via " + name, true, false
+		}
+		return "route " + p.String() + " via " + name, true, m.Header.Type == unix.RTM_NEWROUTE && threat(p, name)
 	case unix.RTM_NEWRULE, unix.RTM_DELRULE:
-		return "policy rule", true
+		return "policy rule", true, false
 	case unix.RTM_NEWPREFIX:
-		return "IPv6 prefix", true
+		return "IPv6 prefix", true, false
 	}
-	return "", false
+	return "", false, false
 }
 
-func linkName(data []byte) string {
+func linkIndexName(data []byte) (int, string) {
 	if len(data) < unix.SizeofIfInfomsg {
-		return ""
+		return 0, ""
 	}
+	idx := int(int32(binary.NativeEndian.Uint32(data[4:8])))
 	attrs, err := nl.ParseRouteAttr(data[unix.SizeofIfInfomsg:])
 	if err != nil {
-		return ""
+		return idx, ""
 	}
 	for _, a := range attrs {
 		if a.Attr.Type == unix.IFLA_IFNAME {
-			return string(trimNul(a.Value))
+			return idx, string(trimNul(a.Value))
 		}
 	}
-	return ""
+	return idx, ""
 }
 
-func routeOIF(data []byte) int {
-	if len(data) < unix.SizeofRtMsg {
-		return 0
+// addrOf reads an ifaddrmsg: the address with its prefix length, and the
+// interface index.
+func addrOf(data []byte) (netip.Prefix, int, bool) {
+	if len(data) < unix.SizeofIfAddrmsg {
+		return netip.Prefix{}, 0, false
 	}
+	bits := int(data[1])
+	idx := int(binary.NativeEndian.Uint32(data[4:8]))
+	attrs, err := nl.ParseRouteAttr(data[unix.SizeofIfAddrmsg:])
+	if err != nil {
+		return netip.Prefix{}, idx, false
+	}
+	var addr, local netip.Addr
+	for _, a := range attrs {
+		switch a.Attr.Type {
+		case unix.IFA_ADDRESS:
+			addr, _ = netip.AddrFromSlice(a.Value)
+		case unix.IFA_LOCAL:
+			local, _ = netip.AddrFromSlice(a.Value)
+		}
+	}
+	if local.IsValid() {
+		addr = local // point-to-point: IFA_ADDRESS is the peer
+	}
+	if !addr.IsValid() {
+		return netip.Prefix{}, idx, false
+	}
+	p, err := addr.Unmap().Prefix(bits)
+	return p, idx, err == nil
+}
+
+// routeOf reads an rtmsg: the destination prefix and the output interface
+// index (0 when it has none, e.g. a blackhole).
+func routeOf(data []byte) (netip.Prefix, int, bool) {
+	if len(data) < unix.SizeofRtMsg {
+		return netip.Prefix{}, 0, false
+	}
+	family, bits := data[0], int(data[1])
 	attrs, err := nl.ParseRouteAttr(data[unix.SizeofRtMsg:])
 	if err != nil {
-		return 0
+		return netip.Prefix{}, 0, false
 	}
+	var dst netip.Addr
+	idx := 0
 	for _, a := range attrs {
-		if a.Attr.Type == unix.RTA_OIF && len(a.Value) >= 4 {
-			return int(binary.NativeEndian.Uint32(a.Value))
+		switch a.Attr.Type {
+		case unix.RTA_DST:
+			dst, _ = netip.AddrFromSlice(a.Value)
+		case unix.RTA_OIF:
+			if len(a.Value) >= 4 {
+				idx = int(binary.NativeEndian.Uint32(a.Value))
+			}
 		}
 	}
-	return 0
-}
-
-func nameOf(idx int) string {
-	l, err := netlink.LinkByIndex(idx)
-	if err != nil {
-		return ""
+	if !dst.IsValid() {
+		if family == unix.AF_INET6 {
+			dst = netip.IPv6Unspecified()
+		} else {
+			dst = netip.IPv4Unspecified()
+		}
 	}
-	return l.Attrs().Name
+	p, err := dst.Unmap().Prefix(bits)
+	return p, idx, err == nil
 }
 
 func trimNul(b []byte) []byte {

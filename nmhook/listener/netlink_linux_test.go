@@ -2,6 +2,7 @@ package listener
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"syscall"
 	"testing"
 
@@ -13,6 +14,11 @@ import (
 // ignored, everything else wakes.
 func TestClassify(t *testing.T) {
 	own := func(name string) bool { return name == "virbr0" }
+	w := &watcher{filter: Filter{Own: own}, names: map[int]string{}}
+	classify := func(m syscall.NetlinkMessage, _ Own) (string, bool) {
+		why, matters, _ := w.classify(m)
+		return why, matters
+	}
 	link := func(name string) syscall.NetlinkMessage {
 		data := make([]byte, unix.SizeofIfInfomsg)
 		attr := nl.NewRtAttr(unix.IFLA_IFNAME, append([]byte(name), 0))
@@ -39,5 +45,65 @@ func TestClassify(t *testing.T) {
 	}
 	if _, wake := classify(syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: unix.RTM_NEWNEIGH}}, own); wake {
 		t.Error("neighbour events are not about addressing")
+	}
+}
+
+func addrMsg(idx int, cidr string) syscall.NetlinkMessage {
+	p := netip.MustParsePrefix(cidr)
+	data := make([]byte, unix.SizeofIfAddrmsg)
+	data[0] = unix.AF_INET
+	if p.Addr().Is6() {
+		data[0] = unix.AF_INET6
+	}
+	data[1] = byte(p.Bits())
+	binary.NativeEndian.PutUint32(data[4:8], uint32(idx))
+	data = append(data, nl.NewRtAttr(unix.IFA_ADDRESS, p.Addr().AsSlice()).Serialize()...)
+	return syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: unix.RTM_NEWADDR}, Data: data}
+}
+
+func routeMsg(idx int, cidr string) syscall.NetlinkMessage {
+	p := netip.MustParsePrefix(cidr)
+	data := make([]byte, unix.SizeofRtMsg)
+	data[0] = unix.AF_INET
+	data[1] = byte(p.Bits())
+	data = append(data, nl.NewRtAttr(unix.RTA_DST, p.Addr().AsSlice()).Serialize()...)
+	oif := make([]byte, 4)
+	binary.NativeEndian.PutUint32(oif, uint32(idx))
+	data = append(data, nl.NewRtAttr(unix.RTA_OIF, oif).Serialize()...)
+	return syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: unix.RTM_NEWROUTE}, Data: data}
+}
+
+// The incremental check: an address or route over a running network's
+// subnet is hot (a pass at once), one elsewhere only wakes, one on the
+// network's own bridge is ignored; names come from link messages, with no
+// lookup per message.
+func TestClassifyHotFromTheMessageAlone(t *testing.T) {
+	network := netip.MustParsePrefix("192.168.122.0/24")
+	own := func(name string) bool { return name == "virbr0" }
+	threat := func(p netip.Prefix, name string) bool { return p.Overlaps(network) && name != "virbr0" }
+	w := &watcher{filter: Filter{Own: own, Threatens: threat}, names: map[int]string{7: "wlan0", 3: "virbr0"}}
+	for _, tc := range []struct {
+		name         string
+		msg          syscall.NetlinkMessage
+		matters, hot bool
+	}{
+		{"clashing address on the uplink", addrMsg(7, "192.168.122.50/24"), true, true},
+		{"address elsewhere", addrMsg(7, "10.1.2.3/24"), true, false},
+		{"the network's own address on its bridge", addrMsg(3, "192.168.122.1/24"), false, false},
+		{"clashing route", routeMsg(7, "192.168.0.0/16"), true, true},
+		{"unrelated route", routeMsg(7, "10.0.0.0/8"), true, false},
+	} {
+		_, matters, hot := w.classify(tc.msg)
+		if matters != tc.matters || hot != tc.hot {
+			t.Errorf("%s: matters=%v hot=%v, want %v %v", tc.name, matters, hot, tc.matters, tc.hot)
+		}
+	}
+	// A link renamed or added is learnt from its message.
+	data := make([]byte, unix.SizeofIfInfomsg)
+	binary.NativeEndian.PutUint32(data[4:8], 9)
+	data = append(data, nl.NewRtAttr(unix.IFLA_IFNAME, append([]byte("wg0"), 0)).Serialize()...)
+	w.classify(syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: unix.RTM_NEWLINK}, Data: data})
+	if why, _, hot := w.classify(addrMsg(9, "192.168.122.9/32")); !hot || why != "address 192.168.122.9/32 on wg0" {
+		t.Errorf("address on a new link: %q hot=%v", why, hot)
 	}
 }

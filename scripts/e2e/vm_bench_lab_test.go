@@ -38,6 +38,7 @@ func BenchmarkVMReLease(b *testing.B) {
 		n := len(vm.Leases())
 		start := time.Now()
 		vm.SetLink(b, false)
+		time.Sleep(500 * time.Millisecond) // as long as vnetguard keeps it down
 		vm.SetLink(b, true)
 		vm.WaitLeaseAfter(b, n, home, 60*time.Second)
 		bounce = append(bounce, time.Since(start))

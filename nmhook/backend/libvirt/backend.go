@@ -37,6 +37,9 @@ type Backend struct {
 	// LinkDown is how long a guest's NIC stays down when bounced: long
 	// enough for its DHCP client to see the carrier go.
 	LinkDown time.Duration
+	// StatusDir holds libvirt's live network status files ("" never reads
+	// them).
+	StatusDir string
 	// Dial makes a new connection (re-dialled after a lost reply).
 	Dial func(ctx context.Context) (*rpc.Conn, error)
 
@@ -51,10 +54,11 @@ func New(intentDir string, log *slog.Logger) *Backend {
 		log = slog.Default()
 	}
 	return &Backend{
-		Intents:  state.Intents{Dir: intentDir},
-		Log:      log,
-		LinkDown: 500 * time.Millisecond,
-		Dial:     func(ctx context.Context) (*rpc.Conn, error) { return rpc.Dial(ctx) },
+		Intents:   state.Intents{Dir: intentDir},
+		Log:       log,
+		LinkDown:  500 * time.Millisecond,
+		StatusDir: StatusDir,
+		Dial:      func(ctx context.Context) (*rpc.Conn, error) { return rpc.Dial(ctx) },
 	}
 }
 
@@ -107,9 +111,19 @@ func (b *Backend) call(ctx context.Context, f func(*rpc.Conn) error) error {
 }
 
 // Networks lists libvirt's networks, parsed. A network whose XML cannot be
-// read or parsed carries Err and is skipped by the guard.
+// read or parsed carries Err and is skipped by the guard. A light read
+// (full=false, what every check does) takes the running networks from
+// libvirt's status files when they are there and as expected: no call
+// into libvirt at all. Otherwise, and for a full read, libvirt is asked.
 func (b *Backend) Networks(ctx context.Context, full bool) ([]backend.Network, error) {
 	var nets []rpc.Network
+	if !full && b.StatusDir != "" {
+		var err error
+		if nets, err = readStatusFiles(b.StatusDir); err == nil {
+			return convertAll(nets), nil
+		}
+		b.Log.Debug("libvirt status files unusable; asking libvirt", "dir", b.StatusDir, "error", err)
+	}
 	err := b.call(ctx, func(c *rpc.Conn) (err error) {
 		nets, err = c.Networks(ctx, full)
 		return err
@@ -117,11 +131,15 @@ func (b *Backend) Networks(ctx context.Context, full bool) ([]backend.Network, e
 	if err != nil {
 		return nil, fmt.Errorf("list libvirt networks: %w", err)
 	}
+	return convertAll(nets), nil
+}
+
+func convertAll(nets []rpc.Network) []backend.Network {
 	out := make([]backend.Network, len(nets))
 	for i, n := range nets {
 		out[i] = convert(n)
 	}
-	return out, nil
+	return out
 }
 
 // Network reads one network with its persistent definition.

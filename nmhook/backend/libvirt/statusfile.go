@@ -1,0 +1,129 @@
+package libvirt
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/vnetguard/vnetguard/netdef/libvirt/rpc"
+)
+
+// StatusDir is where libvirt's network driver (libvirtd or virtnetworkd)
+// keeps the live XML of each running network, NAME.xml, root-only. Reading
+// these is how a check costs no call into libvirt at all; acting always
+// re-reads through libvirt.
+const StatusDir = "/run/libvirt/network"
+
+// maxStatusFile bounds what is read of one status file.
+const maxStatusFile = 4 << 20
+
+// errUnexpected marks status files that are not as expected: the caller
+// falls back to asking libvirt.
+var errUnexpected = errors.New("unexpected libvirt status file")
+
+// readStatusFiles returns the running networks from dir. Any file that is
+// not a <networkstatus> wrapping exactly one <network> named as the file
+// is, makes the whole read fail: a partial picture would miss a network.
+func readStatusFiles(dir string) ([]rpc.Network, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "*.xml"))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return nil, err
+	}
+	nets := make([]rpc.Network, 0, len(paths))
+	for _, p := range paths {
+		n, err := readStatusFile(p)
+		if err != nil {
+			return nil, err
+		}
+		nets = append(nets, n)
+	}
+	return nets, nil
+}
+
+func readStatusFile(path string) (rpc.Network, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return rpc.Network{}, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxStatusFile+1))
+	if err != nil {
+		return rpc.Network{}, err
+	}
+	if len(b) > maxStatusFile {
+		return rpc.Network{}, fmt.Errorf("%s: %w: larger than %d bytes", path, errUnexpected, maxStatusFile)
+	}
+	inner, err := innerNetwork(b)
+	if err != nil {
+		return rpc.Network{}, fmt.Errorf("%s: %w: %v", path, errUnexpected, err)
+	}
+	name := strings.TrimSuffix(filepath.Base(path), ".xml")
+	if got := networkName(inner); got != name {
+		return rpc.Network{}, fmt.Errorf("%s: %w: it holds network %q", path, errUnexpected, got)
+	}
+	return rpc.Network{Name: name, Active: true, LiveXML: string(inner)}, nil
+}
+
+// innerNetwork returns the bytes of the one <network> element inside the
+// <networkstatus> root, as libvirt wrote them.
+func innerNetwork(b []byte) ([]byte, error) {
+	d := xml.NewDecoder(bytes.NewReader(b))
+	depth := 0
+	var start int64 = -1
+	var found []byte
+	for {
+		before := d.InputOffset()
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			switch {
+			case depth == 1 && t.Name.Local != "networkstatus":
+				return nil, fmt.Errorf("root element <%s>, want <networkstatus>", t.Name.Local)
+			case depth == 2 && t.Name.Local == "network":
+				if found != nil {
+					return nil, errors.New("more than one <network>")
+				}
+				start = before
+			}
+		case xml.EndElement:
+			if depth == 2 && t.Name.Local == "network" && start >= 0 {
+				found = b[start:d.InputOffset()]
+				start = -1
+			}
+			depth--
+		}
+	}
+	if depth != 0 {
+		return nil, errors.New("truncated")
+	}
+	if found == nil {
+		return nil, errors.New("no <network> inside")
+	}
+	return found, nil
+}
+
+// networkName is the text of the first <name> child of <network>.
+func networkName(network []byte) string {
+	var n struct {
+		Name string `xml:"name"`
+	}
+	if xml.Unmarshal(network, &n) != nil {
+		return ""
+	}
+	return n.Name
+}
