@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/vnetguard/vnetguard/nmhook/logging"
+	"github.com/vnetguard/vnetguard/nmhook/state"
 )
 
 func init() {
@@ -36,11 +37,20 @@ a change could not be finished yet (it is retried by the next run).`)
 	set := g.Settings()
 	set.RecoverTimeout = *wait + o.timeout
 	g.SetSettings(set)
+	// One recover at a time: the hook may hand over more than once.
+	lctx, lcancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	unlock, err := state.Lock(lctx, o.runDir, "recover")
+	lcancel()
+	if err != nil {
+		log.Info("another vnetguard recover is at work; leaving it to that one", "error", err)
+		return exitOK
+	}
+	defer unlock()
 	deadline := time.Now().Add(*retryFor)
 	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
 		failed := false
 		for _, oc := range g.RecoverWaiting(context.Background(), *wait) {
-			failed = failed || oc.Error != ""
+			failed = failed || oc.Error != "" || oc.Deferred
 		}
 		if !failed {
 			return exitOK

@@ -15,6 +15,10 @@ import (
 	"github.com/vnetguard/vnetguard/nmhook/wake"
 )
 
+// recoverRetry is how soon a pass runs again while an unfinished change
+// could not be finished (libvirtd down or frozen, a start refused).
+const recoverRetry = 3 * time.Second
+
 func init() {
 	register("watch", "the listener daemon: resolve clashes as host changes happen", runWatch)
 }
@@ -148,8 +152,15 @@ when ready (after the first pass).`)
 				log.Info("pass", "network", oc.Network, "action", oc.Action, "note", oc.Note,
 					"error", oc.Error, "trigger", reason, "took", time.Since(start).Round(time.Millisecond))
 			}
-			if oc.RetryIn > 0 && (again == 0 || oc.RetryIn < again) {
-				again = oc.RetryIn
+			retry := oc.RetryIn
+			if oc.Action == "recover" && (oc.Error != "" || oc.Deferred) {
+				// An unfinished change is retried on a timer, not only
+				// when the host next changes: a stopped network must not
+				// wait for an unrelated event.
+				retry = recoverRetry
+			}
+			if retry > 0 && (again == 0 || retry < again) {
+				again = retry
 			}
 		}
 		return again

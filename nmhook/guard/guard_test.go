@@ -23,8 +23,9 @@ type memBackend struct {
 	nets      map[string]*Network
 	renumbers []string
 	destroys  []string
-	pending   []string
-	recovered []string
+	pending     []string
+	recovered   []string
+	failRecover error
 }
 
 func (m *memBackend) Name() string { return "mem" }
@@ -57,6 +58,9 @@ func (m *memBackend) Destroy(_ context.Context, n Network) error {
 }
 func (m *memBackend) Pending() ([]string, error) { return m.pending, nil }
 func (m *memBackend) Recover(_ context.Context, name string) (string, error) {
+	if m.failRecover != nil {
+		return "", m.failRecover
+	}
 	m.recovered = append(m.recovered, name)
 	m.pending = nil
 	return "done", nil
@@ -215,5 +219,24 @@ func TestThreatensFromTheLastRead(t *testing.T) {
 		if got := g.Threatens(p(tc.prefix), tc.ifname); got != tc.want {
 			t.Errorf("Threatens(%s, %q) = %v, want %v", tc.prefix, tc.ifname, got, tc.want)
 		}
+	}
+}
+
+// A network with an unfinished change is never acted on before that change
+// is finished: a new intent would lose what the old one must put back.
+func TestActFinishesAPendingChangeFirstOrRefuses(t *testing.T) {
+	b := &memBackend{nets: map[string]*Network{"default": network(t, "default", "virbr0", "192.168.122.1/24", "renumber")},
+		failRecover: errors.New("libvirtd frozen")}
+	g, _ := newTestGuard(t, b, lan("192.168.122.0/24"))
+	b.pending = []string{"default"}
+	out := g.Renumber(t.Context(), "default", UserRenumber{Force: true})
+	if out.Error == "" || !strings.Contains(out.Error, "unfinished change") || len(b.renumbers) != 0 {
+		t.Fatalf("acted over a pending change: %+v, renumbers %v", out, b.renumbers)
+	}
+	b.failRecover = nil
+	b.pending = []string{"default"}
+	out = g.Renumber(t.Context(), "default", UserRenumber{Force: true})
+	if out.Error != "" || len(b.recovered) == 0 || len(b.renumbers) != 1 {
+		t.Fatalf("after recovery: %+v, recovered %v, renumbers %v", out, b.recovered, b.renumbers)
 	}
 }

@@ -26,6 +26,9 @@ type Outcome struct {
 	Note      string              `json:"note,omitempty"`
 	RetryIn   time.Duration       `json:"retry_in,omitempty"` // held back by damping: try again after this
 	Error     string              `json:"error,omitempty"`
+	// Deferred: an unfinished change was left to the run holding the
+	// network's lock; it is still pending.
+	Deferred bool `json:"deferred,omitempty"`
 }
 
 // snapshot is one consistent read of the backends and the host.
@@ -230,6 +233,19 @@ func (g *Guard) act(ctx context.Context, backend, name string, user *UserRenumbe
 		return out
 	}
 	defer unlock()
+
+	// A change of this network left unfinished is carried through first:
+	// acting on top of it would record a new intent without what the old
+	// one must still put back (a dropped definition, lost ports).
+	if pending, err := b.Pending(); err != nil || slices.Contains(pending, name) {
+		if err == nil {
+			_, err = g.recoverLocked(ctx, set, b, name)
+		}
+		if err != nil {
+			out.Error = fmt.Sprintf("an unfinished change of network %s could not be finished: %v (nothing more done)", name, err)
+			return out
+		}
+	}
 
 	s, err := g.read(ctx, true)
 	if err != nil {
@@ -459,6 +475,18 @@ func (g *Guard) RecoverWaiting(ctx context.Context, lockWait time.Duration) []Ou
 	return outcomes
 }
 
+// recoverLocked runs a backend's recovery of one network, whose lock the
+// caller holds, on a fresh context.
+func (g *Guard) recoverLocked(ctx context.Context, set Settings, b Backend, name string) (string, error) {
+	timeout := set.RecoverTimeout
+	if timeout == 0 {
+		timeout = 2 * time.Minute
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	return b.Recover(rctx, name)
+}
+
 func (g *Guard) recoverOne(ctx context.Context, set Settings, b Backend, name string, timeout time.Duration) Outcome {
 	out := Outcome{Network: name, Backend: b.Name(), Action: "recover"}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
@@ -466,10 +494,11 @@ func (g *Guard) recoverOne(ctx context.Context, set Settings, b Backend, name st
 	unlock, err := g.lock(rctx, set, b.Name(), name)
 	if err != nil {
 		out.Note = "left to the run that holds its lock: " + err.Error()
+		out.Deferred = true
 		return out
 	}
 	defer unlock()
-	note, err := b.Recover(rctx, name)
+	note, err := g.recoverLocked(rctx, set, b, name)
 	out.Note = note
 	if err != nil {
 		out.Error = err.Error()

@@ -42,13 +42,22 @@ func ReadWithPorts(h *netlink.Handle) (conflict.HostView, map[string][]string, e
 		if err != nil {
 			return fmt.Errorf("list addresses: %w", err)
 		}
+		view = Convert(names, addrs, nil)
 		// Table 0 with RT_FILTER_TABLE asks the kernel for every table,
-		// where plain RouteList would return the main table only.
-		routes, err := h.RouteListFiltered(unix.AF_UNSPEC, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+		// where plain RouteList would return the main table only. The
+		// dump is streamed: each route is kept only as the engine's small
+		// HostRoute, never as a netlink.Route (about 1.8 KB each), so a
+		// full internet table costs tens of MB less.
+		err = h.RouteListFilteredIter(unix.AF_UNSPEC, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE,
+			func(r netlink.Route) bool {
+				if hr, ok := convertRoute(names, r); ok {
+					view.Routes = append(view.Routes, hr)
+				}
+				return true
+			})
 		if err != nil {
 			return fmt.Errorf("list routes: %w", err)
 		}
-		view = Convert(names, addrs, routes)
 		return nil
 	})
 	return view, ports, err

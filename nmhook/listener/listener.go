@@ -30,8 +30,8 @@ type Config struct {
 // Run waits for wake-ups and runs passes until ctx ends. A pass is never
 // run concurrently with another. A wake-up on events waits for the
 // debounce; one on urgent (a change that creates a clash) runs a pass at
-// once (leading edge), unless a pass ran within the last debounce, so that
-// a storm of urgent changes costs at most one pass per debounce.
+// once (leading edge), unless an urgent pass ran within the last debounce,
+// so that a storm of urgent changes costs at most one pass per debounce.
 func Run(ctx context.Context, cfg Config, events, urgent <-chan string, pass Pass) {
 	if cfg.Debounce <= 0 {
 		cfg.Debounce = 300 * time.Millisecond
@@ -49,8 +49,8 @@ func Run(ctx context.Context, cfg Config, events, urgent <-chan string, pass Pas
 		first    time.Time
 		reasons  []string
 		retryC   <-chan time.Time
-		lastPass time.Time
-		hot      bool // an urgent pass is scheduled: plain events don't postpone it
+		lastHot  time.Time // when the last pass an urgent wake-up asked for ran
+		hot      bool      // an urgent pass is scheduled: plain events don't postpone it
 		schedule = func(d time.Duration) {
 			if timer == nil {
 				timer = time.NewTimer(d)
@@ -96,8 +96,10 @@ func Run(ctx context.Context, cfg Config, events, urgent <-chan string, pass Pas
 			if len(reasons) < 8 {
 				reasons = append(reasons, r)
 			}
-			hot = true
-			schedule(max(cfg.Debounce-time.Since(lastPass), 0))
+			if !hot {
+				hot = true
+				schedule(max(cfg.Debounce-time.Since(lastHot), 0))
+			}
 		case <-retryC:
 			retryC = nil
 			reasons = append(reasons, "damping window ended")
@@ -106,7 +108,9 @@ func Run(ctx context.Context, cfg Config, events, urgent <-chan string, pass Pas
 			timerC = nil
 			why := summarize(reasons)
 			reasons = reasons[:0]
-			lastPass, hot = time.Now(), false
+			if hot {
+				lastHot, hot = time.Now(), false
+			}
 			if again := pass(ctx, why); again > 0 {
 				retryC = time.After(again)
 			}

@@ -36,6 +36,7 @@ type coherence struct {
 	defined         string
 	ports           []string
 	taps            []string
+	vms             []*labkit.GuestVM // their NICs' links must be up
 	d               dirs
 }
 
@@ -58,6 +59,12 @@ func (c coherence) check(t *testing.T) (netip.Prefix, string) {
 	for _, tap := range c.taps {
 		if m := master(tap); m != c.bridge {
 			return live, tap + " is on " + strconv.Quote(m)
+		}
+	}
+	for _, vm := range c.vms {
+		out, err := labkit.Try("virsh", "-q", "domif-getlink", vm.Domain(), vm.MAC().String())
+		if err != nil || !strings.Contains(out, " up") {
+			return live, "guest " + vm.Domain() + "'s link is not up: " + strings.TrimSpace(out)
 		}
 	}
 	if left := intentsLeft(); len(left) > 0 {
@@ -102,7 +109,7 @@ func TestKillNineAnywhereInARenumber(t *testing.T) {
 	b := netip.MustParsePrefix("192.168.165.0/24")
 	c := coherence{network: "kn", bridge: "vbr-kn", subnets: []netip.Prefix{a, b},
 		defined: virsh(t, "net-dumpxml", "--inactive", "kn"), ports: portUUIDs(t, "kn"),
-		taps: []string{vm.Tap(t), g.Port()}, d: d}
+		taps: []string{vm.Tap(t), g.Port()}, vms: []*labkit.GuestVM{vm}, d: d}
 
 	runs, coherent := killRuns(), 0
 	on := a
@@ -196,7 +203,10 @@ func TestHookHandsOverWhenLibvirtdFreezes(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Duration(50+rand.IntN(300)) * time.Millisecond)
+	// Freeze libvirtd the moment the hook has recorded its intent: the
+	// network is about to be stopped (or just was), so the hook cannot
+	// finish in time and must hand over.
+	eventually(t, 8*time.Second, "the hook to record its intent", func() bool { return len(intentsLeft()) > 0 })
 	labkit.Run(t, "pkill", "-STOP", "-x", "libvirtd")
 	thawed := false
 	thaw := func() {
@@ -211,12 +221,22 @@ func TestHookHandsOverWhenLibvirtdFreezes(t *testing.T) {
 	if took > 11*time.Second {
 		t.Fatalf("hook took %v, past its 10s deadline", took)
 	}
+	if len(intentsLeft()) == 0 {
+		t.Fatal("the hook ended with no intent left while libvirtd was frozen mid-change")
+	}
+	if exec.Command("pgrep", "-f", "vnetguard recover").Run() != nil {
+		t.Fatal("no vnetguard recover was handed the change")
+	}
 	time.Sleep(2 * time.Second)
 	thaw()
 	eventually(t, 90*time.Second, "network fz to run again with no intent left", func() bool {
 		out, err := labkit.Try("virsh", "-q", "net-info", "fz")
 		return err == nil && isActiveInfo(out) && len(intentsLeft()) == 0
 	})
+	d := newDirs(t)
+	if live := liveSubnet(t, d, "fz", true); live.Overlaps(netip.MustParsePrefix("192.168.168.0/24")) {
+		t.Fatalf("network fz ended on %s, its clashing subnet: the handed-over change was not carried through", live)
+	}
 	t.Logf("hook returned after %v", took.Round(time.Millisecond))
 }
 

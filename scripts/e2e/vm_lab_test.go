@@ -167,7 +167,7 @@ func TestFailedCreateRestoresThePersistentNetwork(t *testing.T) {
 	failDnsmasqFor(t, "192.168.163.")
 
 	r := vnetguard(t, nil, d.flags("renumber", "fc", "--ipv4", "192.168.163.0/24")...)
-	if r.code != 2 || !strings.Contains(r.stderr, "could not start on its new subnets") {
+	if r.code != 2 || !strings.Contains(r.stderr, "starting it on its new subnets failed") || !strings.Contains(r.stderr, "back on its old subnets") {
 		t.Fatalf("renumber onto a failing subnet: exit %d", r.code)
 	}
 	if got := liveSubnet(t, d, "fc", true); got != netip.MustParsePrefix("192.168.162.0/24") {

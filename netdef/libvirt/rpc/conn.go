@@ -384,3 +384,33 @@ func forEach(n int, f func(i int) error) error {
 	wg.Wait()
 	return first
 }
+
+// Refused reports whether err is libvirt's own answer refusing the call
+// (a libvirt error): the call was received and did not happen. Anything
+// else (no reply, a closed connection, a context that ended before the
+// call was sent) leaves the outcome to be observed.
+func Refused(err error) bool {
+	var lerr libvirt.Error
+	return err != nil && errors.As(err, &lerr)
+}
+
+// Alive reports whether every connection of c is still open: false once
+// the daemon went away (libvirtd restarted) or c was closed. A long-lived
+// user (the daemon) checks it before a call and dials afresh, rather than
+// spend the call on a dead socket.
+func (c *Conn) Alive() bool {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return false
+	}
+	for _, k := range c.links() {
+		select {
+		case <-k.lv.Disconnected():
+			return false
+		default:
+		}
+	}
+	return true
+}

@@ -594,3 +594,12 @@ func contains(s []uint32, v uint32) bool {
 	}
 	return false
 }
+
+func TestRefused(t *testing.T) {
+	if Refused(nil) || Refused(ErrNoReply) || Refused(ErrClosed) || Refused(context.Canceled) {
+		t.Fatal("a non-answer counted as a refusal")
+	}
+	if !Refused(opError("create network", "x", libvirt.Error{Code: 9, Message: "operation failed"})) {
+		t.Fatal("libvirt's own error not counted as a refusal")
+	}
+}

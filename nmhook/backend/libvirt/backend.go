@@ -37,6 +37,9 @@ type Backend struct {
 	// LinkDown is how long a guest's NIC stays down when bounced: long
 	// enough for its DHCP client to see the carrier go.
 	LinkDown time.Duration
+	// CompleteTimeout bounds carrying a change through once its record is
+	// written (default 2 minutes), whatever the caller's context says.
+	CompleteTimeout time.Duration
 	// StatusDir holds libvirt's live network status files ("" never reads
 	// them).
 	StatusDir string
@@ -79,10 +82,24 @@ func (b *Backend) Close() error {
 
 // call runs f on the connection, dialling one if needed. After a lost
 // reply the connection is unusable (later calls on it give ErrClosed): it
-// is dropped, and the next call dials afresh.
+// is dropped, and the next call dials afresh. A call that met a closed
+// connection was never sent, so it is tried once more on a new one.
 func (b *Backend) call(ctx context.Context, f func(*rpc.Conn) error) error {
+	err := b.callOnce(ctx, f)
+	if errors.Is(err, rpc.ErrClosed) {
+		err = b.callOnce(ctx, f)
+	}
+	return err
+}
+
+func (b *Backend) callOnce(ctx context.Context, f func(*rpc.Conn) error) error {
 	b.mu.Lock()
 	c := b.conn
+	if c != nil && !c.Alive() {
+		// libvirtd went away (a restart) since the last call.
+		c.Close()
+		b.conn, c = nil, nil
+	}
 	b.mu.Unlock()
 	if c == nil {
 		nc, err := b.Dial(ctx)

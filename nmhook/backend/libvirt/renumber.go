@@ -67,22 +67,40 @@ func (b *Backend) Renumber(ctx context.Context, n backend.Network, newXML []byte
 			return fmt.Errorf("list the ports of bridge %s: %w (nothing done)", br, err)
 		}
 	}
+	// Never overwrite an unfinished change: its record is the only copy
+	// of what it must put back.
+	var pending intent
+	if ok, err := b.Intents.Get(intentKey(n.Name), &pending); ok || err != nil {
+		return fmt.Errorf("network %s has an unfinished change pending; it must be recovered first (nothing done)", n.Name)
+	}
 	if err := b.Intents.Put(intentKey(n.Name), in); err != nil {
 		return fmt.Errorf("%w (nothing done)", err)
 	}
+	// From here on the change is carried through whatever is left of the
+	// caller's time: a network must not stay stopped, nor a guest's link
+	// down, because a deadline passed in between.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.completeTimeout())
+	defer cancel()
 	if err := b.call(ctx, func(c *rpc.Conn) error { return c.DestroyNetwork(ctx, n.Name) }); err != nil {
 		// Maybe stopped, maybe not: complete from what is there now, on
 		// a fresh connection.
 		b.Log.Warn("stopping the network for its renumber failed; checking what happened", "network", n.Name, "error", err)
 	}
-	note, err := b.complete(ctx, in)
+	st, note, err := b.complete(ctx, in)
 	if err != nil {
 		return err
 	}
-	if in.Target == "old" {
-		return fmt.Errorf("network %s could not start on its new subnets; %s", n.Name, note)
+	if st != stepFinish || in.Target != "new" {
+		return fmt.Errorf("network %s was not renumbered: %s", n.Name, note)
 	}
 	return nil
+}
+
+func (b *Backend) completeTimeout() time.Duration {
+	if b.CompleteTimeout > 0 {
+		return b.CompleteTimeout
+	}
+	return 2 * time.Minute
 }
 
 // Pending names the networks with a renumber left unfinished.
@@ -108,7 +126,8 @@ func (b *Backend) Recover(ctx context.Context, name string) (string, error) {
 	if in.Version != intentVersion {
 		return "", fmt.Errorf("intent for network %s has version %d, this vnetguard knows %d; left in place", name, in.Version, intentVersion)
 	}
-	return b.complete(ctx, in)
+	_, note, err := b.complete(ctx, in)
+	return note, err
 }
 
 // observed is what libvirt says of the network now.
@@ -156,52 +175,63 @@ func subnetsOf(xml string) ([]netip.Prefix, error) {
 }
 
 // complete carries a renumber through from what it observes, step by step,
-// each step idempotent: it may run again after a kill at any point.
-func (b *Backend) complete(ctx context.Context, in *intent) (string, error) {
+// each step idempotent: it may run again after a kill at any point. It
+// returns the step it ended with. The record is deleted only once the
+// network runs with its guests re-attached; on an error it stays for the
+// next run.
+func (b *Backend) complete(ctx context.Context, in *intent) (step, string, error) {
 	key := intentKey(in.Network)
 	oldNets, err1 := subnetsOf(in.OldXML)
 	newNets, err2 := subnetsOf(in.NewXML)
 	if err := errors.Join(err1, err2); err != nil {
-		return "", fmt.Errorf("intent for network %s is unusable: %w; left in place", in.Network, err)
+		return 0, "", fmt.Errorf("intent for network %s is unusable: %w; left in place", in.Network, err)
 	}
 	var notes []string
+	refusals := 0
 	for attempt := 0; ; attempt++ {
 		obs, err := b.observe(ctx, in.Network)
 		if err != nil {
-			return "", fmt.Errorf("network %s: %w (will retry)", in.Network, err)
+			return 0, "", fmt.Errorf("network %s: %w (will retry)", in.Network, err)
 		}
 		if err := b.ensureDefined(ctx, in, obs, &notes); err != nil {
-			return "", err
+			return 0, "", err
 		}
 		target, other := newNets, oldNets
 		if in.Target == "old" {
 			target, other = oldNets, newNets
 		}
-		switch nextStep(target, other, obs) {
+		st := nextStep(target, other, obs)
+		switch st {
 		case stepFinish:
-			notes = append(notes, b.reattach(ctx, in, target)...)
-			if err := b.Intents.Delete(key); err != nil {
-				return "", err
+			if err := b.reattach(ctx, in, true, &notes); err != nil {
+				return st, join(notes), fmt.Errorf("network %s runs, but its guests are not all re-attached: %w (will retry)", in.Network, err)
 			}
 			if in.Target == "old" {
 				notes = append(notes, "back on its old subnets")
 			} else {
 				notes = append(notes, "running on its new subnets")
 			}
-			return join(notes), nil
+			return st, join(notes), b.Intents.Delete(key)
 		case stepAbandon:
 			// Killed before the network was stopped (or libvirtd started
 			// it again from its definition): it runs where it was, with
 			// its guests. The next pass decides afresh.
-			notes = append(notes, b.reattach(ctx, in, nil)...)
+			if err := b.reattach(ctx, in, false, &notes); err != nil {
+				return st, join(notes), fmt.Errorf("network %s: %w (will retry)", in.Network, err)
+			}
 			notes = append(notes, "interrupted before the network was stopped; it stays on its old subnets")
-			return join(notes), b.Intents.Delete(key)
+			return st, join(notes), b.Intents.Delete(key)
 		case stepLeave:
-			notes = append(notes, "the network was restarted by someone else meanwhile; left as it is")
-			return join(notes), b.Intents.Delete(key)
+			// Someone else started it meanwhile (on its defined subnets,
+			// say): leave the addressing, but bring the guests back.
+			if err := b.reattach(ctx, in, true, &notes); err != nil {
+				return st, join(notes), fmt.Errorf("network %s: %w (will retry)", in.Network, err)
+			}
+			notes = append(notes, "the network was started by someone else meanwhile; its subnets are left as they are")
+			return st, join(notes), b.Intents.Delete(key)
 		case stepStart:
-			if attempt > 2 {
-				return "", fmt.Errorf("network %s did not stay running (will retry)", in.Network)
+			if attempt > 3 {
+				return st, join(notes), fmt.Errorf("network %s did not stay running (will retry)", in.Network)
 			}
 			xml := in.NewXML
 			if in.Target == "old" {
@@ -215,22 +245,36 @@ func (b *Backend) complete(ctx context.Context, in *intent) (string, error) {
 				notes = append(notes, "removed the bridge an interrupted stop left behind")
 			}
 			err := b.call(ctx, func(c *rpc.Conn) error { return c.CreateNetworkXML(ctx, xml) })
-			if err == nil || errors.Is(err, rpc.ErrNoReply) {
+			if err == nil {
 				continue // observe what happened
 			}
-			if in.Target == "old" {
-				// A failed create drops the definition again: put it back
+			if !rpc.Refused(err) {
+				// No answer: it may have started. Observe on the next run
+				// rather than guess.
+				return st, join(notes), fmt.Errorf("network %s: starting it: %w (will retry)", in.Network, err)
+			}
+			// libvirt refused. Try the other side once in this run: the
+			// old subnets when the new ones fail (dnsmasq, a firewall),
+			// and the new ones again when the old ones fail too (libvirt
+			// refuses a subnet that clashes with a route, which the old
+			// one usually does). The record keeps the side to try next.
+			refusals++
+			from := in.Target
+			in.Target = map[string]string{"new": "old", "old": "new"}[in.Target]
+			notes = append(notes, fmt.Sprintf("starting it on its %s subnets failed (%v)", from, err))
+			b.Log.Warn("starting the network failed; trying its other subnets", "network", in.Network, "failed", from, "error", err)
+			if perr := b.Intents.Put(key, in); perr != nil {
+				return st, join(notes), perr
+			}
+			if refusals > 1 {
+				// A failed create drops the definition: put it back
 				// before giving up for this run.
 				if obs, oerr := b.observe(ctx, in.Network); oerr == nil {
-					b.ensureDefined(ctx, in, obs, &notes)
+					if derr := b.ensureDefined(ctx, in, obs, &notes); derr != nil {
+						notes = append(notes, derr.Error())
+					}
 				}
-				return "", fmt.Errorf("network %s: starting it again on its old subnets failed: %w (will retry)", in.Network, err)
-			}
-			notes = append(notes, fmt.Sprintf("starting on the new subnets failed (%v); putting the old network back", err))
-			b.Log.Warn("starting the renumbered network failed; putting the old one back", "network", in.Network, "error", err)
-			in.Target = "old"
-			if err := b.Intents.Put(key, in); err != nil {
-				return "", err
+				return st, join(notes), fmt.Errorf("network %s could start on neither its new nor its old subnets (will retry)", in.Network)
 			}
 		}
 	}
@@ -273,27 +317,26 @@ func (b *Backend) ensureDefined(ctx context.Context, in *intent, obs observed, n
 }
 
 // reattach brings the guests back onto the running network: libvirt's
-// ports reclaimed, the taps and veths put back into the bridge, and the
-// guests' links bounced so they re-lease. moved is nil when the network
-// was never restarted: nothing needs bouncing then. Problems here are
-// reported, not fatal: the network runs, and a guest that went away
-// meanwhile is no error.
-func (b *Backend) reattach(ctx context.Context, in *intent, moved []netip.Prefix) []string {
-	var notes []string
+// ports reclaimed, the taps and veths put back into the bridge, and, when
+// the network was restarted, the guests' links bounced so they re-lease. A
+// guest that went away meanwhile is no error. An error means it must be
+// tried again (the caller keeps the record): a port or a link whose state
+// is unknown.
+func (b *Backend) reattach(ctx context.Context, in *intent, restarted bool, notes *[]string) error {
 	var existing []rpc.Port
-	err := b.call(ctx, func(c *rpc.Conn) (err error) {
+	if err := b.call(ctx, func(c *rpc.Conn) (err error) {
 		existing, err = c.Ports(ctx, in.Network)
 		return err
-	})
-	if err != nil {
-		notes = append(notes, fmt.Sprintf("cannot list its ports: %v", err))
+	}); err != nil {
+		return fmt.Errorf("list its ports: %w", err)
 	}
+	var errs []error
 	for _, p := range in.Ports {
-		if err != nil || slices.ContainsFunc(existing, func(e rpc.Port) bool { return e.UUID == p.UUID }) {
+		if slices.ContainsFunc(existing, func(e rpc.Port) bool { return e.UUID == p.UUID }) {
 			continue
 		}
-		if rerr := b.call(ctx, func(c *rpc.Conn) error { return c.ReclaimPort(ctx, in.Network, p) }); rerr != nil {
-			notes = append(notes, fmt.Sprintf("port %s not reclaimed: %v", p.UUID, rerr))
+		if err := b.call(ctx, func(c *rpc.Conn) error { return c.ReclaimPort(ctx, in.Network, p) }); err != nil {
+			errs = append(errs, fmt.Errorf("port %s not reclaimed: %w", p.UUID, err))
 		}
 	}
 	oldBridge, newBridge := bridgeOf(in.OldXML), bridgeOf(in.NewXML)
@@ -312,50 +355,57 @@ func (b *Backend) reattach(ctx context.Context, in *intent, moved []netip.Prefix
 	// below moves its tap, and a tap put there by hand would be wrong.
 	if newBridge == oldBridge && newBridge != "" {
 		if err := hostview.Replug(newBridge, taps, false); err != nil {
-			notes = append(notes, fmt.Sprintf("re-plugging taps: %v", err))
+			*notes = append(*notes, fmt.Sprintf("re-plugging taps: %v", err))
 		}
 	}
 	if newBridge != "" {
-		if err := hostview.Replug(newBridge, veths, moved != nil); err != nil {
-			notes = append(notes, fmt.Sprintf("re-plugging ports: %v", err))
+		if err := hostview.Replug(newBridge, veths, restarted); err != nil {
+			*notes = append(*notes, fmt.Sprintf("re-plugging ports: %v", err))
 		}
 	}
-	if moved != nil {
-		notes = append(notes, b.bounceNICs(ctx, in.NICs)...)
+	if restarted {
+		errs = append(errs, b.bounceNICs(ctx, in.NICs)...)
 	}
-	return notes
+	return errors.Join(errs...)
 }
 
 // bounceNICs sets each guest NIC's link down, then up, through libvirt, all
 // domains at once: qemu owns the emulated NIC's link state, so this is the
-// only carrier change a VM guest sees.
-func (b *Backend) bounceNICs(ctx context.Context, nics []rpc.GuestNIC) []string {
+// only carrier change a VM guest sees. The up is tried whatever became of
+// the down (its outcome may be unknown), and retried on a fresh
+// connection: no guest is ever left with its link down.
+func (b *Backend) bounceNICs(ctx context.Context, nics []rpc.GuestNIC) []error {
 	var mu sync.Mutex
-	var notes []string
+	var errs []error
 	var wg sync.WaitGroup
 	for _, nic := range nics {
 		wg.Go(func() {
-			err := b.setLink(ctx, nic, false)
-			if err == nil {
+			derr := b.setLink(ctx, nic, false)
+			if errors.Is(derr, rpc.ErrNotFound) {
+				return // the domain or its NIC went away
+			}
+			if derr == nil {
 				select {
 				case <-time.After(b.LinkDown):
 				case <-ctx.Done():
 				}
-				// Never leave a guest's link down: up runs even when the
-				// caller's time is over.
+			}
+			var uerr error
+			for range 3 {
 				uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-				err = b.setLink(uctx, nic, true)
+				uerr = b.setLink(uctx, nic, true)
 				cancel()
+				if uerr == nil || errors.Is(uerr, rpc.ErrNotFound) {
+					return
+				}
 			}
-			if err != nil && !errors.Is(err, rpc.ErrNotFound) {
-				mu.Lock()
-				notes = append(notes, fmt.Sprintf("guest %s (%s): %v", nic.Domain, nic.MAC, err))
-				mu.Unlock()
-			}
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("guest %s (%s): link not set up again: %w", nic.Domain, nic.MAC, uerr))
+			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	return notes
+	return errs
 }
 
 func (b *Backend) setLink(ctx context.Context, nic rpc.GuestNIC, up bool) error {
