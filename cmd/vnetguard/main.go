@@ -8,18 +8,31 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 )
 
-// Exit codes, the same for every subcommand.
+// Exit codes, the same rule for every subcommand (exitRule says it to the
+// user): the worst of what a run met wins.
 const (
-	exitOK    = 0 // nothing found, action done
-	exitFound = 1 // something found: an invalid file, a conflict
+	exitOK    = 0 // nothing found, or what was found is dealt with
+	exitFound = 1 // something found and left as it is: an invalid file, a clash (also in a dry run)
 	exitError = 2 // usage or runtime error
 )
+
+// exitRule is the exit status rule as --help, the man page and the README
+// state it.
+const exitRule = `Exit status, the same rule for every command:
+  0  nothing found, or done: every clash found was resolved
+  1  something found and left as it is: an invalid file, a clash (a dry run,
+     a warn policy, a network held back by damping)
+  2  a usage or runtime error (also when some networks were handled
+     and another failed)
+The dispatcher hook always exits 0.`
 
 // version is set by the linker at release time.
 var version = "dev"
@@ -39,10 +52,12 @@ func register(name, summary string, run func(*runEnv, []string) int) {
 type runEnv struct {
 	stdout, stderr io.Writer
 	stdin          io.Reader
+	// terminal: stderr is a terminal, so a person reads it (see cliLog).
+	terminal bool
 }
 
 func main() {
-	env := &runEnv{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin}
+	env := &runEnv{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, terminal: isTerminal(os.Stderr)}
 	if isDispatcherName(os.Args[0]) {
 		os.Exit(hook(env, os.Args, os.Getenv))
 	}
@@ -89,12 +104,15 @@ Commands:
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-11s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprint(w, `
 Run 'vnetguard COMMAND --help' for a command's options.
-Exit status: 0 fine, 1 something found (invalid file, conflict), 2 usage or runtime error.
-`)
+FILE arguments may be directories: a directory stands for the *.xml files in it.
+With --json a command prints one JSON document on stdout, even when some inputs
+failed; it prints nothing there only when it failed before any result.
+
+`+exitRule+"\n")
 }
 
 // newFlags makes a flag set whose --help prints the command's own usage.
@@ -103,7 +121,7 @@ func newFlags(env *runEnv, name, synopsis, about string) *pflag.FlagSet {
 	fs.SetOutput(env.stderr)
 	fs.SortFlags = false
 	fs.Usage = func() {
-		fmt.Fprintf(env.stdout, "Usage: vnetguard %s %s\n\n%s\n\nOptions:\n%s", name, synopsis, strings.TrimSpace(about), fs.FlagUsages())
+		fmt.Fprintf(env.stdout, "Usage: vnetguard %s %s\n\n%s\n\nOptions:\n%s\n%s\n", name, synopsis, strings.TrimSpace(about), fs.FlagUsages(), exitRule)
 	}
 	return fs
 }
@@ -117,7 +135,21 @@ func parseFlags(env *runEnv, fs *pflag.FlagSet, args []string) int {
 		fmt.Fprintf(env.stderr, "vnetguard %s: %v (see --help)\n", fs.Name(), err)
 		return exitError
 	}
+	if err := checkSubnetFlags(fs); err != nil {
+		return fail(env, fs.Name(), err)
+	}
 	return -1
+}
+
+// isTerminal tells whether f is a terminal.
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// worst combines exit codes: an error beats a finding beats nothing.
+func worst(codes ...int) int {
+	return slices.Max(append(codes, exitOK))
 }
 
 // fail prints an error prefixed with the command and returns exitError.

@@ -219,8 +219,8 @@ func TestRenumberDryRunExplicit(t *testing.T) {
 func TestRenumberDryRunAutomatic(t *testing.T) {
 	args := append([]string{"renumber", "--dry-run", "--file", "testdata/default.xml", "--host-state", "testdata/hotel.json", "--hypervisor", "no"}, stateFlags(t)...)
 	code, out, errs := runCLI(t, args...)
-	if code != exitOK {
-		t.Fatalf("exit %d: %s", code, errs)
+	if code != exitFound { // a dry run that found a clash
+		t.Fatalf("exit %d, want 1: %s", code, errs)
 	}
 	if !strings.Contains(out, "address='192.168.254.1'") || !strings.Contains(out, "start='192.168.254.2'") || strings.Contains(out, "192.168.122.") {
 		t.Fatalf("not moved to 192.168.254.0/24:\n%s", out)

@@ -33,8 +33,8 @@ and up from 1 inside a VM (see --hypervisor), then 10.0.0.0/8 and
 	var host hostOptions
 	var alloc allocOptions
 	family := fs.String("family", "ipv4", "ipv4 or ipv6")
-	bits := fs.Int("prefix", 0, "prefix length of the subnet (default 24 for IPv4, 64 for IPv6, or the network's)")
-	network := fs.String("network", "", "the network definition the subnet is for")
+	bits := fs.Int("prefix", 0, "prefix length of the subnet: 8 to 30 for IPv4, 64 for IPv6 (default 24 for IPv4, 64 for IPv6, or the network's)")
+	network := fs.String("network", "", "the network definition the subnet is for (a file, or a directory holding one *.xml file)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	host.register(fs)
 	alloc.register(fs)
@@ -53,6 +53,11 @@ and up from 1 inside a VM (see --hypervisor), then 10.0.0.0/8 and
 	default:
 		return fail(env, "pick", fmt.Errorf("--family %q: want ipv4 or ipv6", *family))
 	}
+	if fs.Changed("prefix") {
+		if err := checkPrefixLen(fam, *bits); err != nil {
+			return fail(env, "pick", err)
+		}
+	}
 	ctx, err := alloc.resolve(fam == conflict.IPv6)
 	if err != nil {
 		return fail(env, "pick", err)
@@ -63,12 +68,12 @@ and up from 1 inside a VM (see --hypervisor), then 10.0.0.0/8 and
 	}
 	req := conflict.Request{Family: fam, Bits: *bits, Direction: ctx.direction, ULA: ctx.ula, Usable: ctx.usable}
 	if *network != "" {
-		defs, err := loadDefinitions([]string{*network})
+		d, err := loadOneDefinition("--network", *network)
 		if err != nil {
 			return fail(env, "pick", err)
 		}
-		req.Network = defs[0].Network.Name
-		addNetworkHints(&req, defs[0], ctx)
+		req.Network = d.Network.Name
+		addNetworkHints(&req, d, ctx)
 	}
 	occ := conflict.NewOccupied(conflict.NewIndex(view), ctx.others, ctx.reserved)
 	p, err := occ.Allocate(req)
@@ -87,6 +92,22 @@ and up from 1 inside a VM (see --hypervisor), then 10.0.0.0/8 and
 	}
 	fmt.Fprintln(env.stdout, p)
 	return exitOK
+}
+
+// checkPrefixLen refuses a --prefix that cannot hold a virtual network:
+// 0 is not "the default" once given (libvirt's prefix='0' is, but a flag
+// given as 0 is a typo or a script's empty variable).
+func checkPrefixLen(fam conflict.Family, bits int) error {
+	if fam == conflict.IPv6 {
+		if bits != 64 {
+			return fmt.Errorf("--prefix %d: IPv6 networks are /64 (SLAAC needs a /64)", bits)
+		}
+		return nil
+	}
+	if bits < 8 || bits > 30 {
+		return fmt.Errorf("--prefix %d: an IPv4 network needs a prefix length from 8 to 30", bits)
+	}
+	return nil
 }
 
 // addNetworkHints makes the network's remembered subnets, then its current

@@ -16,14 +16,19 @@ func runStatus(env *runEnv, args []string) int {
 	fs := newFlags(env, "status", "[--json]", `
 List every libvirt network (active and only defined) with its policy, its
 defined and live subnets, its current clashes with the host, and the last
-action vnetguard took on it. Exit 1 when any network clashes.`)
+action vnetguard took on it. Like every run, it first finishes a change an
+interrupted run left half done, and says so on stderr. Exit 0 when no
+network clashes, 1 when any does, 2 when a network could not be read.`)
 	var o resolverOptions
-	asJSON := fs.Bool("json", false, "print JSON (keys: name, backend, active, policy, defined_subnets, live_subnets, conflicts, last_action)")
+	asJSON := fs.Bool("json", false, "print JSON (keys: name, backend, active, policy, defined_subnets, live_subnets, conflicts, last_action, error)")
 	o.register(fs)
 	if code := parseFlags(env, fs, args); code >= 0 {
 		return code
 	}
-	g, _, err := o.newGuard(textLog(env), false)
+	if fs.NArg() > 0 {
+		return fail(env, "status", fmt.Errorf("unexpected argument %q (status covers every network)", fs.Arg(0)))
+	}
+	g, _, err := o.newGuard(cliLog(env, "status"), false)
 	if err != nil {
 		return fail(env, "status", explainLibvirt(err))
 	}
@@ -31,7 +36,8 @@ action vnetguard took on it. Exit 1 when any network clashes.`)
 	ctx, cancel := o.context()
 	defer cancel()
 	// Like every run, status first finishes an interrupted change.
-	st, _, err := g.Status(ctx)
+	st, recovered, err := g.Status(ctx)
+	code := reportRecovered(env, recovered)
 	if err != nil {
 		return fail(env, "status", explainLibvirt(err))
 	}
@@ -43,11 +49,29 @@ action vnetguard took on it. Exit 1 when any network clashes.`)
 		printStatus(env, st)
 	}
 	for _, s := range st {
-		if len(s.Conflicts) > 0 {
-			return exitFound
+		switch {
+		case s.Error != "":
+			code = worst(code, exitError)
+		case len(s.Conflicts) > 0:
+			code = worst(code, exitFound)
 		}
 	}
-	return exitOK
+	return code
+}
+
+// reportRecovered says on stderr, one line each, what finishing an
+// interrupted change did (stdout is status's table or JSON).
+func reportRecovered(env *runEnv, outcomes []guard.Outcome) int {
+	code := exitOK
+	for _, o := range outcomes {
+		code = worst(code, outcomeCode(o))
+		if o.Error != "" {
+			fmt.Fprintf(env.stderr, "vnetguard status: %s\n", errorLine(o))
+		} else if o.Note != "" {
+			fmt.Fprintf(env.stderr, "vnetguard status: %s\n", outcomeLine(o))
+		}
+	}
+	return code
 }
 
 func printStatus(env *runEnv, st []guard.NetworkStatus) {

@@ -43,7 +43,7 @@ type Bell struct {
 // Listen binds the socket, replacing a stale one left by a crash. Only root
 // may ring (mode 0600): a ring costs a full re-read.
 func Listen(path string) (*Bell, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {

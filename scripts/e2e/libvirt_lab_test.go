@@ -131,7 +131,7 @@ func TestWarnPolicy(t *testing.T) {
 	before := virsh(t, "net-dumpxml", spec.name)
 	clashingUplink(t, "up-wn", "192.168.154.50/24")
 	r := vnetguard(t, nil, d.flags("resolve")...)
-	if r.code != 0 || !strings.Contains(r.stdout, "wn: warn") || !strings.Contains(r.stderr, "wn") {
+	if r.code != 1 || !strings.Contains(r.stdout, "wn: warn") || !strings.Contains(r.stderr, "wn") {
 		t.Fatalf("resolve: %+v", r)
 	}
 	st := status(t, d, spec.name)
