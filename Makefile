@@ -51,14 +51,26 @@ fuzz:
 
 # The dispatcher hook is a link to the binary: NetworkManager runs it as
 # 90-vnetguard, and vnetguard knows itself by that name. NetworkManager
-# wants hooks owned by root and not writable by group or others.
+# wants hooks owned by root and not writable by group or others. The link
+# in pre-up.d runs before a connection is reported up (NetworkManager waits
+# for it), so a clashing network moves out of the way first.
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/vnetguard
-	install -d -m 0755 $(DESTDIR)/usr/lib/NetworkManager/dispatcher.d
+	install -d -m 0755 $(DESTDIR)/usr/lib/NetworkManager/dispatcher.d/pre-up.d
 	ln -sf $(PREFIX)/bin/vnetguard $(DESTDIR)/usr/lib/NetworkManager/dispatcher.d/90-vnetguard
+	ln -sf $(PREFIX)/bin/vnetguard $(DESTDIR)/usr/lib/NetworkManager/dispatcher.d/pre-up.d/90-vnetguard
 	install -D -m 0644 packaging/systemd/vnetguard.service $(DESTDIR)/usr/lib/systemd/system/vnetguard.service
 	install -D -m 0644 packaging/config/vnetguard.conf $(DESTDIR)/etc/vnetguard/vnetguard.conf
 	install -D -m 0644 packaging/man/vnetguard.8 $(DESTDIR)$(PREFIX)/share/man/man8/vnetguard.8
+
+# What install put there, except the configuration file (it may hold edits).
+.PHONY: uninstall
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/vnetguard \
+		$(DESTDIR)/usr/lib/NetworkManager/dispatcher.d/90-vnetguard \
+		$(DESTDIR)/usr/lib/NetworkManager/dispatcher.d/pre-up.d/90-vnetguard \
+		$(DESTDIR)/usr/lib/systemd/system/vnetguard.service \
+		$(DESTDIR)$(PREFIX)/share/man/man8/vnetguard.8
 
 clean:
 	rm -rf bin

@@ -33,6 +33,9 @@ type HostRoute struct {
 type HostView struct {
 	Addresses []HostAddress `json:"addresses"`
 	Routes    []HostRoute   `json:"routes"`
+	// SkippedRoutes counts routes a reader left out because they could not
+	// matter to what it was asked (see hostview.ReadWithPorts). Not saved.
+	SkippedRoutes int `json:"-"`
 }
 
 // maxTable is the largest Linux routing table ID.

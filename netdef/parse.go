@@ -10,9 +10,27 @@ import (
 	"strconv"
 )
 
-// maxDefinitionSize bounds what Parse reads: libvirt's own limit for a
-// network XML is far below this.
-const maxDefinitionSize = 10 << 20
+// Limits on what Parse accepts, whatever the source (a file, libvirt): a
+// hostile or broken document must fail fast with bounded memory. A real
+// network definition is a few KB and nests six elements deep.
+const (
+	// MaxDefinitionSize bounds the bytes read and parsed: libvirt's RPC
+	// carries no string longer (VIR_NET_MESSAGE_STRING_MAX).
+	MaxDefinitionSize = 4 << 20
+	// MaxDepth bounds element nesting: no element may have more ancestors.
+	// It is libxml2's default (xmlParserMaxDepth), counted as libxml2
+	// counts, so vnetguard refuses no document libvirt accepts and libvirt
+	// accepts none deeper (libvirt 9.0 takes 257 levels, root included,
+	// and refuses 258: "Excessive depth in document: 256").
+	MaxDepth = 256
+)
+
+// ErrTooLarge and ErrTooDeep are wrapped by Parse's and ParseFile's errors
+// when a definition goes past MaxDefinitionSize or MaxDepth.
+var (
+	ErrTooLarge = fmt.Errorf("definition is larger than the limit of %d bytes (%d MiB)", MaxDefinitionSize, MaxDefinitionSize>>20)
+	ErrTooDeep  = fmt.Errorf("elements nest deeper than the limit of %d levels below the root", MaxDepth)
+)
 
 // PolicyNamespace is the XML namespace of vnetguard's policy element.
 const PolicyNamespace = "urn:x-vnetguard:policy:1"
@@ -26,10 +44,11 @@ type Definition struct {
 	lines map[string]int // element path ("network/ip[0]/dhcp[0]/range[1]") -> line
 }
 
-// Parse reads a network definition.
+// Parse reads a network definition; one past MaxDefinitionSize or
+// MaxDepth is refused (ErrTooLarge, ErrTooDeep) before it is decoded.
 func Parse(data []byte) (*Definition, error) {
-	if len(data) > maxDefinitionSize {
-		return nil, fmt.Errorf("definition is larger than %d bytes", maxDefinitionSize)
+	if len(data) > MaxDefinitionSize {
+		return nil, ErrTooLarge
 	}
 	d := &Definition{Raw: data, lines: map[string]int{}}
 	if err := d.scan(); err != nil {
@@ -41,9 +60,10 @@ func Parse(data []byte) (*Definition, error) {
 	return d, nil
 }
 
-// ParseFile reads and parses a file; errors name it.
+// ParseFile reads and parses a file; errors name it. It reads at most
+// MaxDefinitionSize bytes (and one more to tell that there are more).
 func ParseFile(path string) (*Definition, error) {
-	b, err := os.ReadFile(path)
+	b, err := readLimited(path)
 	if err != nil {
 		return nil, err
 	}
@@ -55,12 +75,45 @@ func ParseFile(path string) (*Definition, error) {
 	return d, nil
 }
 
+// readLimited reads a file but stops one byte past MaxDefinitionSize: a
+// huge file (or /dev/zero) costs no more than the limit.
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxDefinitionSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(b) > MaxDefinitionSize {
+		return nil, fmt.Errorf("%s: %w", path, ErrTooLarge)
+	}
+	return b, nil
+}
+
+// Lines are recorded only for elements the validator can name: libvirt's
+// (or vnetguard's, or dnsmasq's) vocabulary, short names, at most
+// maxLinedDepth deep (the deepest it names is network/ip/dhcp/range/lease).
+// Every recorded path is then short. Recording a path built from all the
+// ancestors' names for every element made memory grow with the square of
+// the depth, and long namespace URIs multiplied that (a 22 KB file took
+// 400 MB, a 700 KB one over 6 GB).
+const (
+	maxLinedDepth = 6
+	maxLinedName  = 32
+)
+
 // scan walks the tokens once: it checks the document has one <network>
 // root and no repeated attribute (encoding/xml lets those through, and the
-// model and the renumberer would then disagree on which one counts), and
-// records the line of every element by path.
+// model and the renumberer would then disagree on which one counts), that
+// nothing nests deeper than MaxDepth, and records by path the line of each
+// element the validator can name.
 func (d *Definition) scan() error {
 	dec := xml.NewDecoder(bytes.NewReader(d.Raw))
+	// path and counts are empty for an element whose line is not recorded
+	// (nor any of its descendants').
 	type frame struct {
 		path   string
 		counts map[string]int
@@ -82,6 +135,9 @@ func (d *Definition) scan() error {
 		switch t := tok.(type) {
 		case xml.StartElement:
 			line, _ := dec.InputPos()
+			if len(stack) > MaxDepth { // its ancestors
+				return fmt.Errorf("line %d: %w", line, ErrTooDeep)
+			}
 			if err := uniqueAttrs(t); err != nil {
 				return fmt.Errorf("line %d: malformed XML: %w", line, err)
 			}
@@ -98,6 +154,10 @@ func (d *Definition) scan() error {
 				continue
 			}
 			parent := &stack[len(stack)-1]
+			if parent.counts == nil || len(stack) >= maxLinedDepth || !linedName(t.Name) {
+				stack = append(stack, frame{})
+				continue
+			}
 			name := t.Name.Local
 			if t.Name.Space != "" {
 				name = t.Name.Space + " " + name
@@ -116,6 +176,14 @@ func (d *Definition) scan() error {
 	return nil
 }
 
+// linedName reports whether an element may be one the validator names.
+func linedName(n xml.Name) bool {
+	if len(n.Local) > maxLinedName {
+		return false
+	}
+	return n.Space == "" || n.Space == PolicyNamespace || n.Space == dnsmasqNS
+}
+
 func uniqueAttrs(t xml.StartElement) error {
 	for i, a := range t.Attr {
 		for _, b := range t.Attr[:i] {
@@ -129,5 +197,6 @@ func uniqueAttrs(t xml.StartElement) error {
 
 // Line returns the line of the element at path (as in Problem.Element,
 // e.g. "network/ip[0]/dhcp[0]/range[1]"; namespaced elements read
-// "URI local"), or 0 when there is none.
+// "URI local"), or 0 when there is none or it was not recorded (see
+// maxLinedDepth).
 func (d *Definition) Line(path string) int { return d.lines[path] }

@@ -163,6 +163,12 @@ func (r *renumberer) run() error {
 				continue
 			}
 			stack = append(stack, t.Name.Local)
+			// Every element that holds an address is at most four deep
+			// (network/ip/dhcp/range); deeper ones are not even named, so
+			// a deep or long-named document costs no more than its size.
+			if len(stack) > 4 {
+				continue
+			}
 			if err := r.element(stack, t, start, end); err != nil {
 				return err
 			}

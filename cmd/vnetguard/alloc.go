@@ -35,13 +35,41 @@ type allocContext struct {
 	direction conflict.Direction
 	evidence  string
 	ula       conflict.ULAGlobalID
+	ulaErr    error // why no IPv6 subnet can be chosen (an unusable ULA file); IPv6 is then not usable
 	usable    map[conflict.Family]bool
 	memory    *state.Memory
 	others    []netip.Prefix
 	reserved  []netip.Prefix
 }
 
+// resolve resolves the options for a command that will choose an IPv6
+// subnet when needULA: the host's ULA must then be usable.
 func (o *allocOptions) resolve(needULA bool) (*allocContext, error) {
+	ctx, err := o.resolveAll(needULA)
+	if err != nil {
+		return nil, err
+	}
+	if ctx.ulaErr != nil {
+		return nil, ctx.ulaErr
+	}
+	return ctx, nil
+}
+
+// resolveKeepingIPv4 resolves the options for a command that may choose
+// IPv6 subnets (when wantULA) but must go on with IPv4 whatever happens
+// to the ULA file: an unusable one only makes IPv6 unusable (ctx.ulaErr
+// says why, with the way out), and is reported on stderr.
+func (o *allocOptions) resolveKeepingIPv4(wantULA bool) (*allocContext, error) {
+	ctx, err := o.resolveAll(wantULA)
+	if err == nil && ctx.ulaErr != nil {
+		fmt.Fprintf(os.Stderr, "vnetguard: %v\n", ctx.ulaErr)
+	}
+	return ctx, err
+}
+
+// resolveAll resolves the options; the host's ULA is loaded (or made) when
+// wantULA and IPv6 is usable here.
+func (o *allocOptions) resolveAll(wantULA bool) (*allocContext, error) {
 	mode, ok := hypervisor.ParseMode(o.hypervisor)
 	if !ok {
 		return nil, fmt.Errorf("--hypervisor %q: want auto, yes or no", o.hypervisor)
@@ -75,14 +103,22 @@ func (o *allocOptions) resolve(needULA bool) (*allocContext, error) {
 		fmt.Fprintf(os.Stderr, "vnetguard: ignoring remembered subnets: %v\n", err)
 	}
 	ctx.memory = mem
-	if needULA && ctx.usable[conflict.IPv6] {
-		id, err := state.LoadOrCreateULA(o.stateDir)
-		if err != nil {
-			return nil, fmt.Errorf("IPv6 ULA prefix: %w", err)
-		}
-		ctx.ula = id
+	if wantULA && ctx.usable[conflict.IPv6] {
+		ctx.loadULA(o.stateDir)
 	}
 	return ctx, nil
+}
+
+// loadULA loads (or makes) the host's ULA; when it cannot, IPv6 subnets
+// cannot be chosen, and IPv4 ones still can.
+func (c *allocContext) loadULA(stateDir string) {
+	id, err := state.LoadOrCreateULA(stateDir)
+	if err != nil {
+		c.ulaErr = fmt.Errorf("no IPv6 subnet can be chosen: %w", err)
+		c.usable[conflict.IPv6] = false
+		return
+	}
+	c.ula = id
 }
 
 // usableFamilies: a family is offered only when this host can open a socket

@@ -18,15 +18,23 @@ import (
 
 // hookDeadline bounds a dispatcher run whatever hangs (D-Bus, libvirtd, a
 // disk): NetworkManager runs hooks one at a time, so a slow hook delays
-// every other hook and event.
+// every other hook and event. NetworkManager's own limit is 600 s per
+// script.
 const hookDeadline = 10 * time.Second
 
+// preUpDeadline bounds a pre-up or vpn-pre-up run: NetworkManager holds the
+// connection back until it ends, so it is shorter. A renumber costs about
+// 0.4 s; one still running at the deadline is handed over to a detached
+// `vnetguard recover` and completes after the connection is up.
+const preUpDeadline = 5 * time.Second
+
 func init() {
-	register("hook", "NetworkManager dispatcher entry (installed as 90-vnetguard)", runHookCmd)
+	register("hook", "NetworkManager dispatcher entry (installed as 90-vnetguard, also in pre-up.d)", runHookCmd)
 }
 
-// isDispatcherName tells whether we were started through the dispatcher
-// link (…/dispatcher.d/90-vnetguard) rather than as vnetguard.
+// isDispatcherName tells whether we were started through a dispatcher link
+// (…/dispatcher.d/90-vnetguard or …/dispatcher.d/pre-up.d/90-vnetguard)
+// rather than as vnetguard.
 func isDispatcherName(argv0 string) bool {
 	base := argv0[strings.LastIndexByte(argv0, '/')+1:]
 	return base != "vnetguard" && strings.HasSuffix(base, "-vnetguard")
@@ -34,14 +42,30 @@ func isDispatcherName(argv0 string) bool {
 
 func runHookCmd(env *runEnv, args []string) int {
 	fs := newFlags(env, "hook", "[IFACE ACTION]", `
-The NetworkManager dispatcher hook. NetworkManager runs it (as the link
-/usr/lib/NetworkManager/dispatcher.d/90-vnetguard) with the interface and
-action as arguments and the connection's addresses and routes in the
-environment. On up, vpn-up, dhcp4-change, dhcp6-change, reapply,
-connectivity-change, down and vpn-down it wakes the listener daemon if one
-runs, else runs one resolve pass itself; other actions are ignored. A network
-moved away is not moved back on down: it returns to its defined subnet only
-when it is restarted and that subnet is free. Always exits 0, within 10 s.`)
+The NetworkManager dispatcher hook. NetworkManager runs it, as the links
+/usr/lib/NetworkManager/dispatcher.d/90-vnetguard and
+/usr/lib/NetworkManager/dispatcher.d/pre-up.d/90-vnetguard, with the
+interface and action as arguments and the connection's addresses and routes
+in the environment.
+
+On pre-up and vpn-pre-up (the pre-up.d link) it runs one resolve pass
+itself, within 5 s, even when the listener daemon runs: NetworkManager has
+already applied the connection's addresses and routes (the VPN's, for
+vpn-pre-up) but waits for the hook before it reports the connection
+activated, so a clashing network has moved out of the way by the time
+"nmcli connection up" returns and the up hooks run. On up, vpn-up,
+dhcp4-change, dhcp6-change, reapply, connectivity-change, down and vpn-down
+it wakes the listener daemon if one runs, else runs one resolve pass itself,
+within 10 s. Other actions are ignored.
+
+The addresses and routes in the environment are only a hint: the pass reads
+the host's addresses and routes from the kernel (netlink) and acts on
+nothing else. NetworkManager applies a configuration before it runs hooks
+for it (for pre-up and vpn-pre-up too), so nothing is missed; an address or
+route that only the environment lists is logged and ignored.
+
+A network moved away is not moved back on down: it returns to its defined
+subnet only when it is restarted and that subnet is free. Always exits 0.`)
 	if code := parseFlags(env, fs, args); code >= 0 {
 		return code
 	}
@@ -60,12 +84,21 @@ func hook(env *runEnv, argv []string, getenv func(string) string) int {
 	if ev.Response == dispatcher.Ignore {
 		return exitOK
 	}
-	reason := fmt.Sprintf("%s %s", ev.Action, ev.Interface)
-	if err := wake.Ring(wake.DefaultPath, reason); err == nil {
-		log.Info("woke the listener daemon", "action", ev.Action, "interface", ev.Interface)
-		return exitOK
+	deadline := hookDeadline
+	if ev.Blocking() {
+		// NetworkManager waits for this run: resolve here and now, even
+		// when a daemon runs (it sees the same addresses over netlink
+		// and finds the clash gone; per-network locks keep the two
+		// apart).
+		deadline = preUpDeadline
+	} else {
+		reason := fmt.Sprintf("%s %s", ev.Action, ev.Interface)
+		if err := wake.Ring(wake.DefaultPath, reason); err == nil {
+			log.Info("woke the listener daemon", "action", ev.Action, "interface", ev.Interface)
+			return exitOK
+		}
 	}
-	o := resolverOptions{configPath: config.DefaultPath, runDir: "/run/vnetguard", timeout: hookDeadline - time.Second}
+	o := resolverOptions{configPath: config.DefaultPath, runDir: "/run/vnetguard", timeout: deadline - time.Second}
 	o.alloc = allocOptions{hypervisor: "auto", stateDir: "/var/lib/vnetguard", cacheDir: "/var/cache/vnetguard"}
 	g, _, err := o.newGuard(log, false)
 	if err != nil {
@@ -74,19 +107,28 @@ func hook(env *runEnv, argv []string, getenv func(string) string) int {
 	}
 	defer g.Close()
 	set := g.Settings()
-	set.LockWait = 3 * time.Second
-	set.RecoverTimeout = hookDeadline / 2
+	set.LockWait = 3 * time.Second // a daemon's renumber of the same network takes ~0.5 s
+	set.RecoverTimeout = deadline / 2
 	g.SetSettings(set)
-	g.Host = guard.WithExtra{Host: g.Host, Extra: ev.Host}
+	// The pass reads the host from netlink alone; what only the
+	// environment claims is reported, never acted on.
+	if len(ev.Host.Addresses)+len(ev.Host.Routes) > 0 {
+		if view, _, err := g.Host.Read(nil); err == nil {
+			if u := dispatcher.Unconfirmed(ev.Host, view); len(u.Addresses)+len(u.Routes) > 0 {
+				log.Warn("the dispatcher environment lists what the host does not have; ignoring it",
+					"action", ev.Action, "interface", ev.Interface, "unconfirmed", dispatcher.Describe(u, 8))
+			}
+		}
+	}
 
 	// A hard stop in case something below hangs past its context (a
 	// frozen libvirtd). A change still in progress then is handed over to
 	// a detached `vnetguard recover`, which waits for this process's locks
 	// to go and carries the change through: a network is never left
 	// stopped because NetworkManager's hook had to end.
-	timer := time.AfterFunc(hookDeadline, func() {
+	timer := time.AfterFunc(deadline, func() {
 		handOver(log, g)
-		log.Error("deadline reached; giving up", "deadline", hookDeadline)
+		log.Error("deadline reached; giving up", "deadline", deadline)
 		os.Exit(exitOK)
 	})
 	defer timer.Stop()

@@ -66,7 +66,7 @@ func (o *resolverOptions) settings(dryRun bool) (guard.Settings, config.Config, 
 	if !o.changed("hypervisor") && cfg.Hypervisor != "" {
 		alloc.hypervisor = cfg.Hypervisor
 	}
-	ctx, err := alloc.resolve(cfg.IPv6)
+	ctx, err := alloc.resolveKeepingIPv4(cfg.IPv6)
 	if err != nil {
 		return guard.Settings{}, cfg, err
 	}

@@ -4,16 +4,21 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/vnetguard/vnetguard/nmhook/backend/libvirt"
 	"github.com/vnetguard/vnetguard/nmhook/listener"
 	"github.com/vnetguard/vnetguard/nmhook/logging"
 	"github.com/vnetguard/vnetguard/nmhook/wake"
 )
+
+// daemonMemoryLimit is the daemon's soft heap limit (runtime/debug).
+const daemonMemoryLimit = 24 << 20
 
 // recoverRetry is how soon a pass runs again while an unfinished change
 // could not be finished (libvirtd down or frozen, a start refused).
@@ -27,8 +32,10 @@ func runWatch(env *runEnv, args []string) int {
 	fs := newFlags(env, "watch", "[--config FILE] [--wake-socket PATH]", `
 Run until stopped, resolving clashes as they appear. Kernel netlink events
 (addresses, routes of every table, policy rules, links, IPv6 prefixes) are
-the ground truth; NetworkManager's D-Bus signals, libvirt's network events
-and the dispatcher hook's wake-ups are hints. An address or route that
+the ground truth; libvirt's network status files (a network started,
+renumbered or stopped, seen through inotify), NetworkManager's D-Bus
+signals, libvirt's D-Bus events and the dispatcher hook's wake-ups are
+hints. An address or route that
 overlaps a running virtual network (judged from the kernel's message alone)
 starts a pass at once; other events are debounced ([watch] debounce, 300ms
 by default: one pass after a burst sees the settled state), and so are
@@ -47,6 +54,13 @@ when ready (after the first pass).`)
 		return code
 	}
 	log := logging.New(env.stderr)
+	// A long-running daemon keeps little (the last read's small index),
+	// but a pass on a host with a full routing table makes tens of MB of
+	// short-lived garbage: a soft limit makes the collector return it
+	// rather than let the heap grow to twice the peak. GOMEMLIMIT wins.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(daemonMemoryLimit)
+	}
 	g, cfg, err := o.newGuard(log, false)
 	if err != nil {
 		return fail(env, "watch", err)
@@ -80,6 +94,7 @@ when ready (after the first pass).`)
 		listener.WatchNetlink(ctx, events, urgent, listener.Filter{Own: g.Own, Threatens: g.Threatens}, log)
 	})
 	wg.Go(func() { listener.WatchDBus(ctx, events, log) })
+	wg.Go(func() { listener.WatchStatusDir(ctx, libvirt.StatusDir, events, log) })
 	wg.Go(func() {
 		for reason := range bell.Rings() {
 			wake("dispatcher: " + reason)

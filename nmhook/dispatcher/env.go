@@ -2,6 +2,31 @@
 // a hook. Everything in it is untrusted input: values are parsed strictly,
 // counts are bounded, and what does not parse is dropped and reported, never
 // acted on.
+//
+// The addresses and routes the environment lists are a hint, never the
+// truth: a hook decides from what the kernel shows (netlink). That costs
+// nothing, because NetworkManager (1.42, and since at least 1.30) has
+// applied a configuration before it runs hooks for it:
+//
+//   - pre-up (scripts in dispatcher.d/pre-up.d): the device's addresses and
+//     routes are applied and visible through netlink; NetworkManager sets no
+//     IP4_*/IP6_* variables then (it does only for an activated device) and
+//     waits for the scripts before it reports the device activated.
+//   - vpn-pre-up (also pre-up.d): the VPN_IP4_*/VPN_IP6_* variables carry
+//     the VPN's configuration, which NetworkManager has already committed:
+//     the VPN enters its pre-up state only when the commit of that
+//     configuration to the VPN's interface is done (nm-vpn-connection.c,
+//     _apply_config then _l3cfg_notify_cb on POST_COMMIT), and it waits for
+//     the scripts before it reports the VPN activated.
+//   - up, vpn-up, dhcp4-change, dhcp6-change, reapply: applied before.
+//   - down, vpn-down: already removed.
+//
+// So no action carries an address that is known not to be applied yet, and
+// an entry that only the environment claims (a stale or forged IP4_ADDRESS_0)
+// is reported (Unconfirmed) and otherwise ignored. The lab tests
+// TestHookPreUpMovesNetworkBeforeConnectionUp and
+// TestHookVPNPreUpMovesNetworkBeforeVPNUp (scripts/e2e) check both pre-up
+// facts against the real NetworkManager.
 package dispatcher
 
 import (
@@ -31,11 +56,21 @@ const (
 )
 
 var actions = map[string]Response{
+	"pre-up": Check, "vpn-pre-up": Check,
 	"up": Check, "vpn-up": Check, "dhcp4-change": Check, "dhcp6-change": Check,
 	"reapply": Check, "connectivity-change": Check,
 	"down": Recheck, "vpn-down": Recheck,
-	"pre-up": Ignore, "pre-down": Ignore, "vpn-pre-up": Ignore, "vpn-pre-down": Ignore,
+	"pre-down": Ignore, "vpn-pre-down": Ignore,
 	"hostname": Ignore, "dns-change": Ignore, "device-add": Ignore, "device-delete": Ignore,
+}
+
+// Blocking tells whether NetworkManager holds the connection back until the
+// hook ends: pre-up and vpn-pre-up, whose scripts live in
+// dispatcher.d/pre-up.d. A hook resolves those itself, at once, so that a
+// clashing virtual network has moved before the connection is reported up;
+// for the others it may leave the work to a running daemon.
+func (ev Event) Blocking() bool {
+	return ev.Action == "pre-up" || ev.Action == "vpn-pre-up"
 }
 
 // Event is one dispatcher invocation, validated.
@@ -44,9 +79,11 @@ type Event struct {
 	Response   Response
 	Interface  string // DEVICE_IP_IFACE, else DEVICE_IFACE, else argv[1]
 	Connection string // CONNECTION_ID, for logs only
-	Host       conflict.HostView
-	Dropped    []string // what was malformed and left out, for the log (at most maxDropped)
-	more       int      // how many more were dropped
+	// Host is what the environment claims the connection has: a hint
+	// (see the package comment), to be checked against netlink.
+	Host    conflict.HostView
+	Dropped []string // what was malformed and left out, for the log (at most maxDropped)
+	more    int      // how many more were dropped
 }
 
 // Parse reads argv (path, interface, action) and the environment as
@@ -232,4 +269,55 @@ func clip(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// Unconfirmed returns the entries of claimed (an event's Host) that host,
+// the kernel's view, does not show: an address is confirmed by the same
+// address and prefix length on any interface, a route by a route to the
+// same destination in any table. A hook logs them and acts on none.
+func Unconfirmed(claimed, host conflict.HostView) conflict.HostView {
+	addrs := make(map[netip.Prefix]bool, len(host.Addresses))
+	for _, a := range host.Addresses {
+		addrs[a.Prefix] = true
+	}
+	dsts := make(map[netip.Prefix]bool, len(host.Routes))
+	for _, r := range host.Routes {
+		dsts[r.Dst.Masked()] = true
+	}
+	var out conflict.HostView
+	for _, a := range claimed.Addresses {
+		if !addrs[a.Prefix] {
+			out.Addresses = append(out.Addresses, a)
+		}
+	}
+	for _, r := range claimed.Routes {
+		if !dsts[r.Dst.Masked()] {
+			out.Routes = append(out.Routes, r)
+		}
+	}
+	return out
+}
+
+// Describe lists a view's addresses and route destinations for a log line,
+// at most max of them, then a count of the rest.
+func Describe(v conflict.HostView, max int) []string {
+	var out []string
+	n := 0
+	add := func(s string) {
+		if len(out) < max {
+			out = append(out, s)
+		} else {
+			n++
+		}
+	}
+	for _, a := range v.Addresses {
+		add("address " + a.Prefix.String() + " on " + a.Interface)
+	}
+	for _, r := range v.Routes {
+		add("route " + r.Dst.String() + " via " + r.Interface)
+	}
+	if n > 0 {
+		out = append(out, fmt.Sprintf("and %d more", n))
+	}
+	return out
 }

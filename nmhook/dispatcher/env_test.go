@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/vnetguard/vnetguard/conflict"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -48,7 +50,7 @@ func TestParseVPNUsesVPNInterface(t *testing.T) {
 }
 
 func TestIgnoredActionsReadNothing(t *testing.T) {
-	for _, a := range []string{"pre-up", "hostname", "dns-change", "device-add", "", "bogus"} {
+	for _, a := range []string{"pre-down", "vpn-pre-down", "hostname", "dns-change", "device-add", "", "bogus"} {
 		ev := Parse([]string{"x", "eth0", a}, envOf(map[string]string{"IP4_NUM_ADDRESSES": "1", "IP4_ADDRESS_0": "10.0.0.1/8 0.0.0.0"}))
 		if ev.Response != Ignore || len(ev.Host.Addresses) != 0 {
 			t.Errorf("%q: %+v", a, ev)
@@ -56,6 +58,61 @@ func TestIgnoredActionsReadNothing(t *testing.T) {
 	}
 	if ev := Parse([]string{"x", "eth0", "down"}, envOf(nil)); ev.Response != Recheck {
 		t.Errorf("down: %+v", ev)
+	}
+}
+
+// pre-up and vpn-pre-up (the pre-up.d link) are checks NetworkManager waits
+// for; the others are not.
+func TestPreUpActionsCheckAndBlock(t *testing.T) {
+	for action, blocking := range map[string]bool{"pre-up": true, "vpn-pre-up": true, "up": false, "vpn-up": false, "dhcp4-change": false, "down": false} {
+		ev := Parse([]string{"/usr/lib/NetworkManager/dispatcher.d/pre-up.d/90-vnetguard", "eth0", action}, envOf(nil))
+		if ev.Response == Ignore {
+			t.Errorf("%s: ignored", action)
+		}
+		if ev.Blocking() != blocking {
+			t.Errorf("%s: Blocking() = %v, want %v", action, ev.Blocking(), blocking)
+		}
+	}
+	// vpn-pre-up carries the VPN's configuration (already applied).
+	ev := Parse(nil, envOf(map[string]string{
+		"NM_DISPATCHER_ACTION": "vpn-pre-up", "DEVICE_IFACE": "eth0", "VPN_IP_IFACE": "tun0",
+		"VPN_IP4_NUM_ADDRESSES": "1", "VPN_IP4_ADDRESS_0": "10.9.0.2/24 0.0.0.0",
+	}))
+	if len(ev.Host.Addresses) != 1 || ev.Host.Addresses[0].Interface != "tun0" {
+		t.Fatalf("vpn-pre-up addresses %+v", ev.Host.Addresses)
+	}
+}
+
+// What only the environment claims is told apart from what the host shows:
+// addresses by address and length on any interface, routes by destination
+// in any table.
+func TestUnconfirmed(t *testing.T) {
+	ev := Parse([]string{"x", "eth0", "up"}, envOf(map[string]string{
+		"IP4_NUM_ADDRESSES": "2", "IP4_ADDRESS_0": "10.1.0.5/24 10.1.0.1", "IP4_ADDRESS_1": "192.168.122.57/24 0.0.0.0",
+		"IP4_NUM_ROUTES": "2", "IP4_ROUTE_0": "10.8.0.0/16 10.1.0.1 100", "IP4_ROUTE_1": "192.168.122.0/24 0.0.0.0 100",
+	}))
+	host := conflict.HostView{
+		Addresses: []conflict.HostAddress{{Prefix: netip.MustParsePrefix("10.1.0.5/24"), Interface: "eth0"}},
+		Routes:    []conflict.HostRoute{{Dst: netip.MustParsePrefix("10.8.0.0/16"), Interface: "eth0", Table: 100}},
+	}
+	u := Unconfirmed(ev.Host, host)
+	if len(u.Addresses) != 1 || u.Addresses[0].Prefix != netip.MustParsePrefix("192.168.122.57/24") {
+		t.Fatalf("unconfirmed addresses %+v", u.Addresses)
+	}
+	if len(u.Routes) != 1 || u.Routes[0].Dst != netip.MustParsePrefix("192.168.122.0/24") {
+		t.Fatalf("unconfirmed routes %+v", u.Routes)
+	}
+	// Same address, other length: not the same address.
+	host.Addresses[0].Prefix = netip.MustParsePrefix("10.1.0.5/16")
+	if u := Unconfirmed(ev.Host, host); len(u.Addresses) != 2 {
+		t.Fatalf("10.1.0.5/16 confirmed 10.1.0.5/24: %+v", u.Addresses)
+	}
+	if u := Unconfirmed(ev.Host, ev.Host); len(u.Addresses)+len(u.Routes) != 0 {
+		t.Fatalf("a view does not confirm itself: %+v", u)
+	}
+	d := Describe(ev.Host, 3)
+	if len(d) != 4 || d[3] != "and 1 more" {
+		t.Fatalf("Describe: %q", d)
 	}
 }
 

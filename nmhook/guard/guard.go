@@ -28,9 +28,10 @@ type (
 var ErrNotFound = backend.ErrNotFound
 
 // Host reads the host: addresses and routes, and bridges' ports
-// (bridge -> its ports), in one go.
+// (bridge -> its ports), in one go. With keep, a route whose destination
+// keep rejects may be left out.
 type Host interface {
-	Read() (conflict.HostView, map[string][]string, error)
+	Read(keep func(netip.Prefix) bool) (conflict.HostView, map[string][]string, error)
 }
 
 // Settings are assembled once, from flags and the configuration file, and

@@ -69,7 +69,9 @@ func (m *memBackend) Close() error { return nil }
 
 type memHost struct{ view conflict.HostView }
 
-func (h memHost) Read() (conflict.HostView, map[string][]string, error) { return h.view, nil, nil }
+func (h memHost) Read(func(netip.Prefix) bool) (conflict.HostView, map[string][]string, error) {
+	return h.view, nil, nil
+}
 
 func network(t *testing.T, name, bridge, subnet, policy string) *Network {
 	t.Helper()

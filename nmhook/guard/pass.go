@@ -51,7 +51,14 @@ func (g *Guard) read(ctx context.Context, full bool) (*snapshot, error) {
 		}
 		s.networks = append(s.networks, nets...)
 	}
-	view, ports, err := g.Host.Read()
+	// A check needs only routes over the running networks' subnets: any
+	// other cannot clash, and a full internet table is not held. Acting
+	// (full) reads everything: a new subnet must be free of every route.
+	var keep func(netip.Prefix) bool
+	if !full {
+		keep = overlapsAny(s.networks)
+	}
+	view, ports, err := g.Host.Read(keep)
 	if err != nil {
 		return nil, fmt.Errorf("read host addresses, routes and bridge ports: %w", err)
 	}
@@ -120,6 +127,27 @@ func (g *Guard) Threatens(p netip.Prefix, ifname string) bool {
 		}
 	}
 	return false
+}
+
+// overlapsAny accepts a prefix that overlaps a subnet of a running network
+// (networks that could not be read have none to check).
+func overlapsAny(nets []Network) func(netip.Prefix) bool {
+	var subnets []netip.Prefix
+	for _, n := range nets {
+		if n.Err == nil && n.Live != nil && n.Active {
+			for _, p := range n.Live.Network.Subnets() {
+				subnets = append(subnets, p.Masked())
+			}
+		}
+	}
+	return func(p netip.Prefix) bool {
+		for _, s := range subnets {
+			if s.Overlaps(p) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 func (s *snapshot) find(backend, name string) (Network, bool) {

@@ -3,6 +3,7 @@ package hostview
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -17,12 +18,16 @@ const dumpRetries = 5
 // Read returns every address and every route (all tables, both families)
 // of the network namespace h works in; a nil h means the current one.
 func Read(h *netlink.Handle) (conflict.HostView, error) {
-	v, _, err := ReadWithPorts(h)
+	v, _, err := ReadWithPorts(h, nil)
 	return v, err
 }
 
 // ReadWithPorts is Read plus every bridge's ports, from the same link dump.
-func ReadWithPorts(h *netlink.Handle) (conflict.HostView, map[string][]string, error) {
+// With keep, only routes whose destination keep accepts are kept (the
+// others are counted in the view's SkippedRoutes): a check needs only
+// routes over the virtual networks' subnets, and a host with a full
+// internet table then holds none of it.
+func ReadWithPorts(h *netlink.Handle, keep func(netip.Prefix) bool) (conflict.HostView, map[string][]string, error) {
 	if h == nil {
 		h = &netlink.Handle{}
 	}
@@ -50,7 +55,12 @@ func ReadWithPorts(h *netlink.Handle) (conflict.HostView, map[string][]string, e
 		// full internet table costs tens of MB less.
 		err = h.RouteListFilteredIter(unix.AF_UNSPEC, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE,
 			func(r netlink.Route) bool {
-				if hr, ok := convertRoute(names, r); ok {
+				hr, ok := convertRoute(names, r)
+				switch {
+				case !ok:
+				case keep != nil && !keep(hr.Dst):
+					view.SkippedRoutes++
+				default:
 					view.Routes = append(view.Routes, hr)
 				}
 				return true

@@ -3,6 +3,7 @@ package hostview
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -17,8 +18,11 @@ const bounceDown = 200 * time.Millisecond
 // Live is the real host: the current network namespace via netlink.
 type Live struct{}
 
-// Read returns the host view and every bridge's ports, in one link dump.
-func (Live) Read() (conflict.HostView, map[string][]string, error) { return ReadWithPorts(nil) }
+// Read returns the host view and every bridge's ports, in one link dump;
+// see ReadWithPorts for keep.
+func (Live) Read(keep func(netip.Prefix) bool) (conflict.HostView, map[string][]string, error) {
+	return ReadWithPorts(nil, keep)
+}
 
 // Replug puts ports back into bridge (libvirt does not re-attach them after
 // a network restart). With bounce, each is also set down for a moment so

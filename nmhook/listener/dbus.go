@@ -42,8 +42,16 @@ func watchOnce(ctx context.Context, events chan<- string, log *slog.Logger) erro
 	if err := conn.Hello(); err != nil {
 		return err
 	}
+	// Only NetworkManager's small state signals: its IP4Config/IP6Config
+	// PropertiesChanged carry every address and route of a device (a
+	// device with a full routing table made one signal of tens of MB), and
+	// netlink reports those changes anyway.
+	const nm = "org.freedesktop.NetworkManager"
 	matches := [][]dbus.MatchOption{
-		{dbus.WithMatchSender(nmBus)},
+		{dbus.WithMatchSender(nmBus), dbus.WithMatchInterface(nm), dbus.WithMatchMember("StateChanged")},
+		{dbus.WithMatchSender(nmBus), dbus.WithMatchInterface(nm + ".Device"), dbus.WithMatchMember("StateChanged")},
+		{dbus.WithMatchSender(nmBus), dbus.WithMatchInterface(nm + ".Connection.Active"), dbus.WithMatchMember("StateChanged")},
+		{dbus.WithMatchSender(nmBus), dbus.WithMatchInterface(nm + ".VPN.Connection"), dbus.WithMatchMember("VpnStateChanged")},
 		{dbus.WithMatchSender(libvirtBus), dbus.WithMatchInterface("org.libvirt.Connect"), dbus.WithMatchMember("NetworkEvent")},
 		{dbus.WithMatchInterface("org.freedesktop.DBus"), dbus.WithMatchMember("NameOwnerChanged"), dbus.WithMatchArg(0, nmBus)},
 		{dbus.WithMatchInterface("org.freedesktop.DBus"), dbus.WithMatchMember("NameOwnerChanged"), dbus.WithMatchArg(0, libvirtBus)},
@@ -55,9 +63,8 @@ func watchOnce(ctx context.Context, events chan<- string, log *slog.Logger) erro
 	}
 	sigs := make(chan *dbus.Signal, 256)
 	conn.Signal(sigs)
-	// libvirt-dbus is bus-activated: poke it so it starts and emits
-	// events even before anyone else has called it.
-	conn.Object(libvirtBus, "/org/libvirt/QEMU").CallWithContext(ctx, "org.freedesktop.DBus.Peer.Ping", 0)
+	// libvirt-dbus's NetworkEvent is only a hint when it runs: libvirt's
+	// status files (WatchStatusDir) are watched, so it is not started here.
 	wake(events, "D-Bus connected")
 	log.Info("watching NetworkManager and libvirt on D-Bus")
 	for {
@@ -100,15 +107,6 @@ func dbusReason(s *dbus.Signal) (string, bool) {
 		"org.freedesktop.NetworkManager.ActiveConnection.StateChanged",
 		"org.freedesktop.NetworkManager.VPN.Connection.VpnStateChanged":
 		return "NetworkManager " + s.Name[len("org.freedesktop.NetworkManager."):], true
-	case "org.freedesktop.DBus.Properties.PropertiesChanged":
-		if len(s.Body) > 0 {
-			iface, _ := s.Body[0].(string)
-			switch iface {
-			case "org.freedesktop.NetworkManager.IP4Config", "org.freedesktop.NetworkManager.IP6Config",
-				"org.freedesktop.NetworkManager.Connection.Active":
-				return "NetworkManager " + iface[len("org.freedesktop.NetworkManager."):] + " changed", true
-			}
-		}
 	}
 	return "", false
 }

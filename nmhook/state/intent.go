@@ -1,7 +1,6 @@
 package state
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -25,8 +24,14 @@ type Intents struct {
 const intentSuffix = ".intent.json"
 
 func (s Intents) path(key string) string {
-	// PathEscape keeps the key one path element ('/' is escaped).
-	return filepath.Join(s.Dir, url.PathEscape(key)+intentSuffix)
+	// PathEscape keeps the key one path element ('/' is escaped); a
+	// leading '.' is escaped too, since Keys skips dot files (temporary
+	// files of WriteFileAtomic).
+	name := url.PathEscape(key)
+	if strings.HasPrefix(name, ".") {
+		name = "%2E" + name[1:]
+	}
+	return filepath.Join(s.Dir, name+intentSuffix)
 }
 
 // Put writes (or replaces) the intent stored under key.
@@ -34,11 +39,11 @@ func (s Intents) Put(key string, v any) error {
 	if err := EnsurePrivateDir(s.Dir); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(v, "", "  ")
+	b, err := encodeJSON(v)
 	if err != nil {
 		return fmt.Errorf("encode intent %s: %w", key, err)
 	}
-	if err := WriteFileAtomic(s.path(key), append(b, '\n'), FileMode); err != nil {
+	if err := WriteFileAtomic(s.path(key), b, FileMode); err != nil {
 		return fmt.Errorf("write intent %s: %w", key, err)
 	}
 	return nil
@@ -54,7 +59,7 @@ func (s Intents) Get(key string, v any) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if err := json.Unmarshal(b, v); err != nil {
+	if err := decodeObject(b, v); err != nil {
 		return false, fmt.Errorf("intent %s (%s) is unreadable: %w", key, s.path(key), err)
 	}
 	return true, nil

@@ -49,7 +49,9 @@ func Lock(ctx context.Context, dir, name string) (unlock func(), err error) {
 
 // EnsurePrivateDir creates dir (mode 0700) if missing, and refuses one that
 // is a symlink, not a directory, not owned by our user, or writable by
-// group or others.
+// group or others. One that others may only read or enter (0755, as older
+// versions made the state and cache directories) is tightened to 0700:
+// nobody else could have changed what is in it.
 func EnsurePrivateDir(dir string) error {
 	if err := os.MkdirAll(dir, DirMode); err != nil {
 		return err
@@ -64,8 +66,14 @@ func EnsurePrivateDir(dir string) error {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
 		return fmt.Errorf("%s is owned by uid %d, not by uid %d; refusing to use it (remove it)", dir, st.Uid, os.Geteuid())
 	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("%s is writable by group or others (mode %04o); refusing to use it (chmod 700 it)", dir, fi.Mode().Perm())
+	perm := fi.Mode().Perm()
+	if perm&0o022 != 0 {
+		return fmt.Errorf("%s is writable by group or others (mode %04o); refusing to use it (chmod 700 it)", dir, perm)
+	}
+	if perm != DirMode {
+		if err := os.Chmod(dir, DirMode); err != nil {
+			return fmt.Errorf("tighten %s to mode %04o: %w", dir, DirMode, err)
+		}
 	}
 	return nil
 }

@@ -2,12 +2,10 @@ package state
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -18,6 +16,9 @@ const MemoryFile = "memory.json"
 
 // rememberDepth bounds how many past choices are kept per subnet.
 const rememberDepth = 4
+
+// maxMemorySize bounds what LoadMemory reads: a few KB per network.
+const maxMemorySize = 16 << 20
 
 // Memory is what vnetguard remembers about each network.
 type Memory struct {
@@ -41,18 +42,30 @@ type Action struct {
 }
 
 // LoadMemory reads dir/memory.json; a missing file is an empty memory.
-// A corrupt file is reported, not silently dropped: the caller decides.
+// A corrupt file is reported, not silently dropped: the caller decides
+// (the memory returned with the error is empty, never nil).
 func LoadMemory(dir string) (*Memory, error) {
+	path := filepath.Join(dir, MemoryFile)
 	m := &Memory{Networks: map[string]*NetworkMemory{}}
-	b, err := os.ReadFile(filepath.Join(dir, MemoryFile))
+	b, err := readBounded(path, maxMemorySize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return m, nil
 	}
 	if err != nil {
 		return m, err
 	}
-	if err := json.Unmarshal(b, m); err != nil {
-		return &Memory{Networks: map[string]*NetworkMemory{}}, fmt.Errorf("%s: %w", filepath.Join(dir, MemoryFile), err)
+	m, err = parseMemory(b)
+	if err != nil {
+		return m, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+// parseMemory decodes memory.json's content; on error the memory is empty.
+func parseMemory(b []byte) (*Memory, error) {
+	m := &Memory{}
+	if err := decodeObject(b, m); err != nil {
+		return &Memory{Networks: map[string]*NetworkMemory{}}, err
 	}
 	if m.Networks == nil {
 		m.Networks = map[string]*NetworkMemory{}
@@ -64,6 +77,9 @@ func LoadMemory(dir string) (*Memory, error) {
 func (m *Memory) Save(dir string) error {
 	return writeJSON(filepath.Join(dir, MemoryFile), m)
 }
+
+// encode is what Save writes.
+func (m *Memory) encode() ([]byte, error) { return encodeJSON(m) }
 
 // Remembered returns the subnets defined moved to before, newest first.
 // A nil memory remembers nothing.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -17,19 +16,37 @@ import (
 // ULAFile holds the host's RFC 4193 global ID, as the /48 it names.
 const ULAFile = "ula-prefix"
 
+// maxULASize bounds what is read of ULAFile: its line is 22 bytes.
+const maxULASize = 4 << 10
+
+// BadULAError: the ULA file holds no ULA /48. It is never overwritten
+// (the user may have written it), so the error says how to recover.
+type BadULAError struct {
+	Path string
+	Err  error // what is wrong with the content
+}
+
+func (e *BadULAError) Error() string {
+	return fmt.Sprintf("%s: %v (remove %s to make a new one, or write a valid fdXX:XXXX:XXXX::/48 in it)", e.Path, e.Err, e.Path)
+}
+
+func (e *BadULAError) Unwrap() error { return e.Err }
+
 // LoadOrCreateULA returns the host's 40-bit ULA global ID from dir, making
 // and remembering a random one on first use (RFC 4193 section 3.2: random,
 // generated once per site).
 func LoadOrCreateULA(dir string) (conflict.ULAGlobalID, error) {
 	path := filepath.Join(dir, ULAFile)
-	b, err := os.ReadFile(path)
+	b, err := readBounded(path, maxULASize)
 	if err == nil {
 		id, perr := ParseULA(strings.TrimSpace(string(b)))
 		if perr != nil {
-			// Never overwrite what is there: the user may have set it.
-			return id, fmt.Errorf("%s: %w", path, perr)
+			return id, &BadULAError{Path: path, Err: perr}
 		}
 		return id, nil
+	}
+	if errors.Is(err, errTooLarge) {
+		return conflict.ULAGlobalID{}, &BadULAError{Path: path, Err: errTooLarge}
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return conflict.ULAGlobalID{}, err

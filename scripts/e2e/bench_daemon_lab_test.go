@@ -116,3 +116,59 @@ func BenchmarkDaemonLatency(b *testing.B) {
 	b.ReportMetric(float64(len(lat)), "runs")
 	b.Logf("netlink event to action over %d runs: median %v, p99 %v (debounce 300ms included)", runs, median(lat).Round(time.Millisecond), p99.Round(time.Millisecond))
 }
+
+// BenchmarkHookCostScale: the hook's cost with no conflict at 5, 50 and 500
+// running libvirt networks (light ones: no DHCP, no DNS, so no dnsmasq per
+// network), each next to the Python reference and a do-nothing Go binary
+// measured in the same run; wall time, median of 20 (5 at 500). The hook
+// reads libvirt's status files, so no libvirt process does work for it.
+//
+//	scripts/lab run -- go test -tags lab -run '^$' -bench HookCostScale -benchtime 1x -timeout 30m ./scripts/e2e/
+func BenchmarkHookCostScale(b *testing.B) {
+	labkit.Require(b)
+	dir := b.TempDir()
+	hook := filepath.Join(dir, "90-vnetguard")
+	if err := os.Symlink(vnetguardBin, hook); err != nil {
+		b.Fatal(err)
+	}
+	noop := filepath.Join(dir, "noop")
+	os.WriteFile(filepath.Join(dir, "noop.go"), []byte("package main\nfunc main() {}\n"), 0o644)
+	labkit.Run(b, "go", "build", "-o", noop, filepath.Join(dir, "noop.go"))
+	_, self, _, _ := runtime.Caller(0)
+	python := filepath.Join(filepath.Dir(filepath.Dir(self)), "bench", "reference-hook.py")
+	env := []string{"NM_DISPATCHER_ACTION=up", "DEVICE_IFACE=eth9", "DEVICE_IP_IFACE=eth9"}
+	timeIt := func(runs int, argv ...string) time.Duration {
+		var ds []time.Duration
+		for range runs {
+			cmd := exec.Command(argv[0], argv[1:]...)
+			cmd.Env = append(os.Environ(), env...)
+			start := time.Now()
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("%v: %v: %s", argv, err, out)
+			}
+			ds = append(ds, time.Since(start))
+		}
+		return median(ds)
+	}
+	defined := 0
+	for _, n := range []int{5, 50, 500} {
+		for ; defined < n; defined++ {
+			name := fmt.Sprintf("hs%03d", defined)
+			xml := fmt.Sprintf("<network><name>%s</name><bridge name='vbr-hs%03d'/><dns enable='no'/><ip address='10.%d.%d.1' prefix='24'/></network>",
+				name, defined, 100+defined/256, defined%256)
+			f := filepath.Join(dir, name+".xml")
+			os.WriteFile(f, []byte(xml), 0o644)
+			labkit.Run(b, "virsh", "-q", "net-create", f)
+			b.Cleanup(func() { exec.Command("virsh", "-q", "net-destroy", name).Run() })
+		}
+		runs := 20
+		if n >= 500 {
+			runs = 5
+		}
+		h, py, no := timeIt(runs, hook, "eth9", "up"), timeIt(runs, "/usr/bin/python3", python), timeIt(runs, noop)
+		b.Logf("%d networks: vnetguard hook %v, Python reference %v (%.1fx cheaper), do-nothing Go %v",
+			n, h.Round(10*time.Microsecond), py.Round(10*time.Microsecond), float64(py)/float64(h), no.Round(10*time.Microsecond))
+		b.ReportMetric(h.Seconds()*1000, fmt.Sprintf("ms-hook-%d", n))
+		b.ReportMetric(py.Seconds()*1000, fmt.Sprintf("ms-python-%d", n))
+	}
+}

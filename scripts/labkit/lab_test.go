@@ -5,7 +5,10 @@ package labkit
 import (
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +47,90 @@ func TestLabIsolated(t *testing.T) {
 	}
 	if _, err := Try("sysctl", "-qw", "net.ipv4.conf.lo.forwarding=0"); err != nil {
 		t.Errorf("net.* sysctls must stay writable: %v", err)
+	}
+}
+
+// mountInfo is one line of /proc/self/mountinfo: the mount point, the
+// filesystem type and the device (major:minor).
+type mountInfo struct{ target, fstype, dev string }
+
+func mounts(t *testing.T) map[string]mountInfo {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]mountInfo{}
+	for _, line := range strings.Split(string(b), "\n") {
+		// id parent major:minor root target options [optional...] - fstype source super
+		f := strings.Fields(line)
+		sep := slices.Index(f, "-")
+		if len(f) < 5 || sep < 0 || sep+1 >= len(f) {
+			continue
+		}
+		m[f[4]] = mountInfo{target: f[4], fstype: f[sep+1], dev: f[2]} // the last mount on a path wins
+	}
+	return m
+}
+
+// Hooks installed on the real host do not run in the lab, and the lab's
+// /tmp is its own: /usr/lib/NetworkManager/dispatcher.d (with its three
+// subdirectories, empty) and /tmp are tmpfs mounts of the lab. A lab started
+// inside this one (whose /usr and /tmp stand for the real host's) does not
+// see a hook or a file put there, and what it writes there stays inside it;
+// its LAB_LOGDIR, under /tmp, stays visible and outlives it.
+func TestLabHidesHostHooksAndTmp(t *testing.T) {
+	Require(t)
+	const hooks = "/usr/lib/NetworkManager/dispatcher.d"
+	m := mounts(t)
+	for _, dir := range []string{hooks, "/tmp"} {
+		mi, ok := m[dir]
+		if !ok || mi.fstype != "tmpfs" {
+			t.Errorf("%s is not a tmpfs mount of the lab: %+v", dir, mi)
+		}
+		if mi.dev == m["/usr"].dev || mi.dev == m["/"].dev {
+			t.Errorf("%s shares its device %s with / or /usr", dir, mi.dev)
+		}
+	}
+	var names []string
+	filepath.WalkDir(hooks, func(path string, d os.DirEntry, err error) error {
+		if path != hooks {
+			names = append(names, strings.TrimPrefix(path, hooks+"/"))
+		}
+		return err
+	})
+	if want := []string{"no-wait.d", "pre-down.d", "pre-up.d"}; !slices.Equal(names, want) {
+		t.Errorf("%s holds %q, want only the empty %q", hooks, names, want)
+	}
+
+	// This lab is the host of a lab started inside it.
+	tag := strconv.Itoa(os.Getpid())
+	WriteFile(t, hooks+"/90-outer-"+tag, "#!/bin/sh\nexit 0\n", 0o755)
+	WriteFile(t, "/tmp/outer-"+tag, "", 0o644)
+	logdir := t.TempDir() // under this lab's /tmp
+	script := `set -e
+for f in ` + hooks + `/90-outer-` + tag + ` /tmp/outer-` + tag + `; do
+	if [ -e "$f" ]; then echo "sees the host's $f"; exit 1; fi
+done
+[ -z "$(ls -A ` + hooks + `/pre-up.d)" ] || { echo "pre-up.d is not empty"; exit 1; }
+echo probe >` + hooks + `/pre-up.d/90-inner-` + tag + `
+echo probe >/tmp/inner-` + tag + `
+echo probe >"$LAB_LOGDIR/inner-` + tag + `"
+`
+	cmd := exec.Command(filepath.Join(scriptsDir(), "lab"), "run", "--", "bash", "-c", script)
+	cmd.Env = append(os.Environ(), "LAB_LOGDIR="+logdir, "LAB_FAIL_LOGS=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the lab inside the lab: %v\n%s", err, out)
+	}
+	for _, f := range []string{hooks + "/pre-up.d/90-inner-" + tag, "/tmp/inner-" + tag} {
+		if _, err := os.Stat(f); err == nil {
+			t.Errorf("%s, written inside the inner lab, is visible outside it", f)
+		}
+	}
+	for _, f := range []string{"inner-" + tag, "startup.log"} {
+		if _, err := os.Stat(filepath.Join(logdir, f)); err != nil {
+			t.Errorf("the inner lab's LAB_LOGDIR lost %s: %v", f, err)
+		}
 	}
 }
 

@@ -25,6 +25,10 @@ type Network struct {
 	// which differs from LiveXML while a renumbered network runs. Set only
 	// when asked for and Persistent.
 	DefinedXML string
+	// Err: libvirt answered with an error when asked for this network's
+	// state or XML (one longer than its RPC carries, say). The network
+	// cannot be read; the others still can.
+	Err error
 }
 
 // Networks lists every network, active or not, with its XML. A network
@@ -44,6 +48,11 @@ func (c *Conn) Networks(ctx context.Context, withDefined bool) ([]Network, error
 		n, err := c.describe(ctx, nets[i], withDefined)
 		if errors.Is(err, ErrNotFound) {
 			gone[i] = true
+			return nil
+		}
+		var lerr libvirt.Error
+		if errors.As(err, &lerr) {
+			out[i] = Network{Name: nets[i].Name, UUID: formatUUID(nets[i].UUID), Err: err}
 			return nil
 		}
 		out[i] = n

@@ -177,6 +177,10 @@ func (b *Backend) Network(ctx context.Context, name string) (backend.Network, er
 
 func convert(n rpc.Network) backend.Network {
 	g := backend.Network{Backend: Name, Name: n.Name, Active: n.Active}
+	if n.Err != nil {
+		g.Err = n.Err
+		return g
+	}
 	g.Live, g.Err = parseValid(n.Name, "live", n.LiveXML)
 	if g.Err == nil && n.DefinedXML != "" {
 		g.Defined, g.Err = parseValid(n.Name, "defined", n.DefinedXML)

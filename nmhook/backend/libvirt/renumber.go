@@ -244,6 +244,11 @@ func (b *Backend) complete(ctx context.Context, in *intent) (step, string, error
 			} else if gone {
 				notes = append(notes, "removed the bridge an interrupted stop left behind")
 			}
+			if stopped, err := stopStaleDnsmasq(b.StatusDir, in.Network); err != nil {
+				notes = append(notes, err.Error())
+			} else if stopped {
+				notes = append(notes, "stopped the dnsmasq a killed libvirtd left running")
+			}
 			err := b.call(ctx, func(c *rpc.Conn) error { return c.CreateNetworkXML(ctx, xml) })
 			if err == nil {
 				continue // observe what happened
