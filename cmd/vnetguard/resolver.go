@@ -96,7 +96,12 @@ func (o *resolverOptions) newGuard(log *slog.Logger, dryRun bool) (*guard.Guard,
 		return nil, cfg, err
 	}
 	lv := libvirt.New(filepath.Join(o.runDir, "intents"), log)
-	return guard.New(set, hostview.Live{}, log, lv), cfg, nil
+	backends := []guard.Backend{lv}
+	// vnetguard's own networks (net.go), when a definitions directory exists.
+	if own, ok := ownNetworks(o.runDir, log); ok {
+		backends = append(backends, own)
+	}
+	return guard.New(set, hostview.Live{}, log, backends...), cfg, nil
 }
 
 func (o *resolverOptions) context() (context.Context, context.CancelFunc) {

@@ -1,0 +1,312 @@
+package profiles
+
+import (
+	"crypto/sha1"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/godbus/dbus/v5"
+
+	"github.com/vnetguard/vnetguard/netdef"
+	"github.com/vnetguard/vnetguard/nmhook/nm"
+)
+
+// UserDataKey marks a NetworkManager profile as vnetguard's: its value is
+// the network's name. A profile without it is never touched.
+const UserDataKey = "org.vnetguard.network"
+
+// Profile is the NetworkManager bridge profile a definition becomes, as
+// plain values: what FromDefinition decides, before any D-Bus encoding.
+type Profile struct {
+	Network     string // the vnetguard network's name (the user-data value)
+	ID          string // the profile's name: "vnetguard-" + Network
+	UUID        string
+	Iface       string // the bridge
+	Autoconnect bool
+	STP         bool
+	// ForwardDelay in seconds; -1 leaves NetworkManager's default.
+	ForwardDelay int
+	MTU          uint32 // 0: default
+	MAC          string // "": the kernel's choice
+	IPv4Method   string // shared, manual or disabled
+	IPv4         []netip.Prefix
+	IPv6Method   string // shared, manual or disabled
+	IPv6         []netip.Prefix
+	// DHCP says how DHCPv4 is served: "shared" (NetworkManager's dnsmasq),
+	// or "none".
+	DHCP string
+	// Notes say where the profile gives less than the definition asks.
+	Notes []string
+}
+
+// Forward modes the profiles backend realises now.
+var supportedModes = map[string]bool{"": true, "nat": true}
+
+// FromDefinition turns a valid definition into its profile. What
+// NetworkManager 1.42 cannot express and vnetguard does not yet add is
+// refused, naming the file, the element and the rule; what it only
+// approximates is said in Notes.
+func FromDefinition(d *netdef.Definition, autostart bool) (Profile, error) {
+	n := &d.Network
+	fail := func(elem, format string, args ...any) (Profile, error) {
+		return Profile{}, netdef.Problem{File: d.Path, Element: elem, Line: d.Line(elem), Rule: fmt.Sprintf(format, args...)}
+	}
+	p := Profile{Network: n.Name, ID: "vnetguard-" + n.Name, UUID: n.UUID, Autoconnect: autostart,
+		STP: true, ForwardDelay: -1, DHCP: "none"}
+	if p.UUID == "" {
+		p.UUID = NameUUID(n.Name)
+	}
+	mode := n.ForwardMode()
+	if !supportedModes[mode] {
+		return fail("network/forward[0]", "forward mode %q is not supported by vnetguard's own networks yet (nat, or none for isolated)", mode)
+	}
+	if n.Bridge == nil || n.Bridge.Name == "" {
+		return fail("network", "vnetguard's own networks need <bridge name='...'/>")
+	}
+	p.Iface = n.Bridge.Name
+	if s := n.Bridge.STP; s == "off" {
+		p.STP = false
+	}
+	if s := n.Bridge.Delay; s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 0 {
+			return fail("network/bridge[0]", "delay %q is not a number of seconds", s)
+		}
+		// NetworkManager takes 0 or 2 to 30; the kernel raises anything
+		// below 2 to 2 when STP is on anyway.
+		p.ForwardDelay = min(max(v, 2), 30)
+		if v == 0 {
+			p.ForwardDelay = 0
+		}
+	}
+	if n.MTU != nil {
+		v, err := strconv.ParseUint(n.MTU.Size, 10, 32)
+		if err != nil {
+			return fail("network/mtu[0]", "size %q is not a number", n.MTU.Size)
+		}
+		p.MTU = uint32(v)
+	}
+	if n.MAC != nil {
+		p.MAC = n.MAC.Address
+	}
+	var dhcp4 bool
+	for i, ip := range n.IPs {
+		elem := fmt.Sprintf("network/ip[%d]", i)
+		pre, err := ip.Subnet()
+		if err != nil {
+			return fail(elem, "%v", err)
+		}
+		if pre.Addr().Is4() {
+			p.IPv4 = append(p.IPv4, pre)
+		} else {
+			p.IPv6 = append(p.IPv6, pre)
+		}
+		if ip.DHCP == nil {
+			continue
+		}
+		if len(ip.DHCP.Hosts) > 0 {
+			return fail(elem+"/dhcp[0]/host[0]", "DHCP hosts need a dnsmasq of vnetguard's own, which is not built yet")
+		}
+		if pre.Addr().Is6() {
+			return fail(elem+"/dhcp[0]", "DHCPv6 needs a dnsmasq of vnetguard's own, which is not built yet")
+		}
+		if len(ip.DHCP.Ranges) > 1 {
+			return fail(elem+"/dhcp[0]/range[1]", "several DHCP ranges need a dnsmasq of vnetguard's own, which is not built yet")
+		}
+		if dhcp4 {
+			return fail(elem+"/dhcp[0]", "DHCP on a second IPv4 address needs a dnsmasq of vnetguard's own, which is not built yet")
+		}
+		dhcp4 = true
+		if len(ip.DHCP.Ranges) == 1 {
+			p.Notes = append(p.Notes, fmt.Sprintf("NetworkManager 1.42 has no shared-dhcp-range: it leases %s", SharedRange(pre)))
+		}
+	}
+	switch {
+	case len(p.IPv4) == 0:
+		p.IPv4Method = "disabled"
+	case dhcp4:
+		// NetworkManager runs dnsmasq (DHCP, DNS) and, for every shared
+		// network, masquerades; an isolated one gets vnetguard's drop.
+		p.IPv4Method, p.DHCP = "shared", "shared"
+		// Shared mode serves the first address: put the DHCP one first.
+		for _, ip := range n.IPs {
+			if ip.DHCP != nil {
+				pre, _ := ip.Subnet()
+				p.IPv4 = moveFirst(p.IPv4, pre)
+			}
+		}
+	default:
+		p.IPv4Method = "manual"
+	}
+	switch {
+	case len(p.IPv6) == 0:
+		// As libvirt does: a network without IPv6 gets no IPv6 at all.
+		p.IPv6Method = "disabled"
+	default:
+		for _, pre := range p.IPv6 {
+			if pre.Bits() != 64 {
+				return fail("network/ip", "IPv6 address %s: router advertisements (SLAAC) need a /64", pre)
+			}
+		}
+		// NetworkManager sends router advertisements for the prefix.
+		p.IPv6Method = "shared"
+	}
+	return p, nil
+}
+
+func moveFirst(ps []netip.Prefix, p netip.Prefix) []netip.Prefix {
+	out := []netip.Prefix{p}
+	for _, q := range ps {
+		if q != p {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// SharedRange is the range NetworkManager 1.42's shared dnsmasq leases from
+// for an address: from the 10th host of its subnet to the last before the
+// broadcast (for a /24: .10 to .254).
+func SharedRange(p netip.Prefix) string {
+	a := p.Masked().Addr().As4()
+	n := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	size := uint32(1) << (32 - p.Bits())
+	first, last := n+10, n+size-2
+	if size < 16 {
+		first = n + 1
+	}
+	f := func(v uint32) string {
+		return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String()
+	}
+	return f(first) + "-" + f(last)
+}
+
+// NameUUID is the profile UUID of a network that names none: fixed by its
+// name (an RFC 4122 version 5 style UUID over "vnetguard:" + name), so a
+// profile can be found again without state of our own.
+func NameUUID(name string) string {
+	h := sha1.Sum([]byte("vnetguard:" + name))
+	h[6] = h[6]&0x0f | 0x50
+	h[8] = h[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
+// Settings encodes the profile for NetworkManager's D-Bus API.
+func (p Profile) Settings() nm.Settings {
+	v := dbus.MakeVariant
+	s := nm.Settings{
+		"connection": {
+			"id":             v(p.ID),
+			"uuid":           v(p.UUID),
+			"type":           v("bridge"),
+			"interface-name": v(p.Iface),
+			"autoconnect":    v(p.Autoconnect),
+		},
+		"bridge": {"stp": v(p.STP)},
+		"user":   {"data": v(map[string]string{UserDataKey: p.Network})},
+		"ipv4":   {"method": v(p.IPv4Method)},
+		"ipv6":   {"method": v(p.IPv6Method)},
+	}
+	if p.ForwardDelay >= 0 {
+		s["bridge"]["forward-delay"] = v(uint32(p.ForwardDelay))
+	}
+	if p.MTU != 0 || p.MAC != "" {
+		eth := map[string]dbus.Variant{}
+		if p.MTU != 0 {
+			eth["mtu"] = v(p.MTU)
+		}
+		if p.MAC != "" {
+			eth["cloned-mac-address"] = v(p.MAC)
+		}
+		s["802-3-ethernet"] = eth
+	}
+	if len(p.IPv4) > 0 {
+		s["ipv4"]["address-data"] = v(addressData(p.IPv4))
+	}
+	if len(p.IPv6) > 0 {
+		s["ipv6"]["address-data"] = v(addressData(p.IPv6))
+	}
+	return s
+}
+
+func addressData(ps []netip.Prefix) []map[string]dbus.Variant {
+	out := make([]map[string]dbus.Variant, len(ps))
+	for i, p := range ps {
+		out[i] = map[string]dbus.Variant{"address": dbus.MakeVariant(p.Addr().String()), "prefix": dbus.MakeVariant(uint32(p.Bits()))}
+	}
+	return out
+}
+
+// OwnerOf returns the vnetguard network a profile belongs to ("" when it is
+// not vnetguard's).
+func OwnerOf(s nm.Settings) string {
+	u, ok := s["user"]["data"]
+	if !ok {
+		return ""
+	}
+	m, ok := u.Value().(map[string]string)
+	if !ok {
+		return ""
+	}
+	return m[UserDataKey]
+}
+
+// AddressesOf reads the addresses of a profile or applied connection.
+func AddressesOf(s nm.Settings) []netip.Prefix {
+	var out []netip.Prefix
+	for _, fam := range []string{"ipv4", "ipv6"} {
+		ad, ok := s[fam]["address-data"]
+		if !ok {
+			continue
+		}
+		list, _ := ad.Value().([]map[string]dbus.Variant)
+		for _, m := range list {
+			a, _ := m["address"].Value().(string)
+			bits, _ := m["prefix"].Value().(uint32)
+			if addr, err := netip.ParseAddr(a); err == nil {
+				out = append(out, netip.PrefixFrom(addr, int(bits)))
+			}
+		}
+	}
+	return out
+}
+
+// WithAddresses returns a copy of applied settings whose addresses are
+// those of p (for a reapply): every other setting stays as applied.
+func WithAddresses(applied nm.Settings, p Profile) nm.Settings {
+	out := nm.Settings{}
+	for k, m := range applied {
+		c := map[string]dbus.Variant{}
+		for kk, vv := range m {
+			// "addresses" and "routes" are the deprecated forms of
+			// address-data and route-data: both given, NetworkManager
+			// takes the old ones, and godbus cannot send their struct
+			// arrays back as it read them.
+			if (k == "ipv4" || k == "ipv6") && (kk == "addresses" || kk == "routes") {
+				continue
+			}
+			c[kk] = vv
+		}
+		out[k] = c
+	}
+	want := p.Settings()
+	for _, fam := range []string{"ipv4", "ipv6"} {
+		if out[fam] == nil {
+			out[fam] = map[string]dbus.Variant{}
+		}
+		delete(out[fam], "address-data")
+		for kk, vv := range want[fam] {
+			out[fam][kk] = vv
+		}
+	}
+	return out
+}
+
+// Describe is a one-line summary of the profile's addressing, for net list.
+func (p Profile) Describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "ipv4.method=%s ipv6.method=%s dhcp=%s", p.IPv4Method, p.IPv6Method, p.DHCP)
+	return b.String()
+}
