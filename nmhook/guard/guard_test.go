@@ -20,9 +20,9 @@ import (
 // (locks, recovery first, memory, outcomes) be tested without root. The
 // real backend is exercised by the lab tests.
 type memBackend struct {
-	nets      map[string]*Network
-	renumbers []string
-	destroys  []string
+	nets        map[string]*Network
+	renumbers   []string
+	destroys    []string
 	pending     []string
 	recovered   []string
 	failRecover error

@@ -18,7 +18,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vnetguard/vnetguard/netdef"
@@ -151,12 +153,27 @@ func (b *Backend) Networks(ctx context.Context, full bool) ([]backend.Network, e
 	return convertAll(nets), nil
 }
 
+// convertAll parses the networks on every CPU: with hundreds of networks,
+// parsing is most of a check's cost.
 func convertAll(nets []rpc.Network) []backend.Network {
 	out := make([]backend.Network, len(nets))
-	for i, n := range nets {
-		out[i] = convert(n)
-	}
+	parallelFor(len(nets), func(i int) { out[i] = convert(nets[i]) })
 	return out
+}
+
+// parallelFor runs f(0..n-1) on as many goroutines as there are CPUs and
+// returns when all are done.
+func parallelFor(n int, f func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), n) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				f(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // Network reads one network with its persistent definition.

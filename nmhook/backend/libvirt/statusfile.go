@@ -37,13 +37,11 @@ func readStatusFiles(dir string) ([]rpc.Network, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, err
 	}
-	nets := make([]rpc.Network, 0, len(paths))
-	for _, p := range paths {
-		n, err := readStatusFile(p)
-		if err != nil {
-			return nil, err
-		}
-		nets = append(nets, n)
+	nets := make([]rpc.Network, len(paths))
+	errs := make([]error, len(paths))
+	parallelFor(len(paths), func(i int) { nets[i], errs[i] = readStatusFile(paths[i]) })
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return nets, nil
 }
