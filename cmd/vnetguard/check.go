@@ -102,7 +102,7 @@ JSON; --json is accepted for uniformity.
 	if fs.NArg() > 0 {
 		return fail(env, "host-state", fmt.Errorf("unexpected argument %q (use --output FILE)", fs.Arg(0)))
 	}
-	view, err := hostview.Read(nil)
+	view, err := hostview.Read()
 	if err != nil {
 		return fail(env, "host-state", fmt.Errorf("read host addresses and routes: %w", err))
 	}

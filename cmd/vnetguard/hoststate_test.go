@@ -31,7 +31,7 @@ func TestHostStateRoundTripsTheLiveView(t *testing.T) {
 		if saved, err = conflict.ParseHostState(b); err != nil {
 			t.Fatalf("saved state does not read back: %v\n%s", err, b)
 		}
-		if live, err = hostview.Read(nil); err != nil {
+		if live, err = hostview.Read(); err != nil {
 			t.Fatal(err)
 		}
 		if reflect.DeepEqual(saved, live) {

@@ -44,7 +44,7 @@ nat), "scope", "gateway" (an address of the route's family) and "protocol"
 // ports can be looked up).
 func (o *hostOptions) read() (conflict.HostView, bool, error) {
 	if o.stateFile == "" {
-		v, err := hostview.Read(nil)
+		v, err := hostview.Read()
 		if err != nil {
 			return v, true, fmt.Errorf("read host addresses and routes: %w", err)
 		}

@@ -16,9 +16,9 @@ import (
 const dumpRetries = 5
 
 // Read returns every address and every route (all tables, both families)
-// of the network namespace h works in; a nil h means the current one.
-func Read(h *netlink.Handle) (conflict.HostView, error) {
-	v, _, err := ReadWithPorts(h, nil)
+// of the current network namespace.
+func Read() (conflict.HostView, error) {
+	v, _, err := ReadWithPorts(nil)
 	return v, err
 }
 
@@ -27,10 +27,8 @@ func Read(h *netlink.Handle) (conflict.HostView, error) {
 // others are counted in the view's SkippedRoutes): a check needs only
 // routes over the virtual networks' subnets, and a host with a full
 // internet table then holds none of it.
-func ReadWithPorts(h *netlink.Handle, keep func(netip.Prefix) bool) (conflict.HostView, map[string][]string, error) {
-	if h == nil {
-		h = &netlink.Handle{}
-	}
+func ReadWithPorts(keep func(netip.Prefix) bool) (conflict.HostView, map[string][]string, error) {
+	h := &netlink.Handle{}
 	var view conflict.HostView
 	var ports map[string][]string
 	err := retryDump(func() error {
@@ -48,23 +46,9 @@ func ReadWithPorts(h *netlink.Handle, keep func(netip.Prefix) bool) (conflict.Ho
 			return fmt.Errorf("list addresses: %w", err)
 		}
 		view = Convert(names, addrs, nil)
-		// Table 0 with RT_FILTER_TABLE asks the kernel for every table,
-		// where plain RouteList would return the main table only. The
-		// dump is streamed: each route is kept only as the engine's small
-		// HostRoute, never as a netlink.Route (about 1.8 KB each), so a
-		// full internet table costs tens of MB less.
-		err = h.RouteListFilteredIter(unix.AF_UNSPEC, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE,
-			func(r netlink.Route) bool {
-				hr, ok := convertRoute(names, r)
-				switch {
-				case !ok:
-				case keep != nil && !keep(hr.Dst):
-					view.SkippedRoutes++
-				default:
-					view.Routes = append(view.Routes, hr)
-				}
-				return true
-			})
+		// Table 0 with a dump asks the kernel for every table; streamed
+		// and decoded only for what is kept (see dumpRoutes).
+		view.Routes, view.SkippedRoutes, err = dumpRoutes(names, keep)
 		if err != nil {
 			return fmt.Errorf("list routes: %w", err)
 		}

@@ -21,7 +21,7 @@ type Live struct{}
 // Read returns the host view and every bridge's ports, in one link dump;
 // see ReadWithPorts for keep.
 func (Live) Read(keep func(netip.Prefix) bool) (conflict.HostView, map[string][]string, error) {
-	return ReadWithPorts(nil, keep)
+	return ReadWithPorts(keep)
 }
 
 // Replug puts ports back into bridge (libvirt does not re-attach them after
