@@ -6,12 +6,14 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"os"
 	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/vnetguard/vnetguard/nmhook/hostview"
 )
 
 // rtnlGroups are the kernel's multicast groups for everything that can make
@@ -51,13 +53,14 @@ type Filter struct {
 // re-reads everything. A broken socket is re-made.
 func WatchNetlink(ctx context.Context, events, urgent chan<- string, f Filter, log *slog.Logger) {
 	for ctx.Err() == nil {
-		sock, err := nl.Subscribe(unix.NETLINK_ROUTE, rtnlGroups...)
+		sock, err := subscribe(rtnlGroups, log)
 		if err != nil {
 			log.Error("netlink subscribe failed; retrying", "error", err)
 			sleep(ctx, time.Second)
 			continue
 		}
-		// Receive blocks; closing the socket on ctx end unblocks it.
+		// A read waits in Go's poller; closing the socket on ctx end
+		// ends it.
 		stop := context.AfterFunc(ctx, sock.Close)
 		// Names are learnt from link messages after one dump; a link made
 		// between the subscription and the dump is in both.
@@ -70,9 +73,18 @@ func WatchNetlink(ctx context.Context, events, urgent chan<- string, f Filter, l
 	}
 }
 
+// receiveBuffer is the netlink socket's receive buffer (SO_RCVBUFFORCE).
+const receiveBuffer = 8 << 20
+
+// plainEvery is the least time between two plain wake-ups: a pass after a
+// plain event waits for a debounce of quiet (300 ms) anyway, so sending
+// more often only costs CPU in a storm. Urgent ones are never held back.
+const plainEvery = 20 * time.Millisecond
+
 type watcher struct {
-	filter Filter
-	names  map[int]string
+	filter    Filter
+	names     map[int]string
+	lastPlain time.Time
 }
 
 func linkNames() map[int]string {
@@ -87,11 +99,97 @@ func linkNames() map[int]string {
 	return names
 }
 
-func (w *watcher) receive(ctx context.Context, sock *nl.NetlinkSocket, events, urgent chan<- string, log *slog.Logger) {
+// nlSocket is a netlink multicast subscription read through Go's poller.
+// It is ours rather than nl.Subscribe's because nl.NetlinkSocket.Receive
+// allocates 64 KiB and a slice per message on every read, which an event
+// storm turns into most of the daemon's CPU; here one buffer is reused and
+// messages are walked in place.
+type nlSocket struct {
+	f  *os.File
+	rc syscall.RawConn
+}
+
+func subscribe(groups []uint, log *slog.Logger) (*nlSocket, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, err
+	}
+	sa := &unix.SockaddrNetlink{Family: unix.AF_NETLINK}
+	for _, g := range groups {
+		sa.Groups |= 1 << (g - 1)
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	// A burst of changes (a VPN pushing thousands of routes) must not
+	// overrun the socket: each overrun costs a full re-read.
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer); err != nil {
+		log.Debug("cannot enlarge the netlink receive buffer", "error", err)
+	}
+	f := os.NewFile(uintptr(fd), "netlink")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &nlSocket{f: f, rc: rc}, nil
+}
+
+func (s *nlSocket) Close() { s.f.Close() }
+
+// read reads one datagram of messages into buf. With wait it parks in the
+// poller until one comes; without, it returns 0, nil when none is queued.
+func (s *nlSocket) read(buf []byte, wait bool) (int, error) {
+	var n int
+	var rerr error
+	err := s.rc.Read(func(fd uintptr) bool {
+		n, _, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+		return !wait || !errors.Is(rerr, unix.EAGAIN)
+	})
+	if err != nil {
+		return 0, err
+	}
+	if errors.Is(rerr, unix.EAGAIN) {
+		return 0, nil
+	}
+	if rerr == nil && n == 0 {
+		return 0, errors.New("netlink socket closed")
+	}
+	return n, rerr
+}
+
+// stormBatch and stormPause: after a burst of more than stormBatch
+// datagrams read without waiting, the reader pauses, letting the kernel
+// queue more (the buffer holds seconds of a storm) so that the next burst
+// is read in one go; a goroutine woken per message costs more than the
+// message. A clashing address then waits at most stormPause more.
+const (
+	stormBatch = 32
+	stormPause = 2 * time.Millisecond
+)
+
+// receive reads the socket into one reused buffer and walks its messages
+// in place.
+func (w *watcher) receive(ctx context.Context, sock *nlSocket, events, urgent chan<- string, log *slog.Logger) {
+	buf := make([]byte, 1<<20)
+	burst := 0
 	for ctx.Err() == nil {
-		msgs, _, err := sock.Receive()
+		n, err := sock.read(buf, false)
+		if err == nil && n == 0 {
+			// Drained: pause after a storm's burst, else wait for more.
+			if burst > stormBatch {
+				sleep(ctx, stormPause)
+			}
+			burst = 0
+			n, err = sock.read(buf, true)
+		}
+		burst++
 		if err != nil {
-			if errors.Is(err, syscall.ENOBUFS) {
+			switch {
+			case errors.Is(err, unix.EINTR):
+				continue
+			case errors.Is(err, unix.ENOBUFS):
 				log.Warn("netlink overrun; re-reading everything")
 				w.names = linkNames()
 				wake(events, "netlink overrun")
@@ -103,21 +201,72 @@ func (w *watcher) receive(ctx context.Context, sock *nl.NetlinkSocket, events, u
 			}
 			return
 		}
-		for _, m := range msgs {
-			why, matters, hot := w.classify(m)
-			switch {
-			case hot:
-				wake(urgent, why)
-			case matters:
-				wake(events, why)
-			}
+		w.walk(buf[:n], events, urgent)
+	}
+}
+
+// walk handles the messages of one datagram in place.
+func (w *watcher) walk(b []byte, events, urgent chan<- string) {
+	for len(b) >= unix.SizeofNlMsghdr {
+		l := int(binary.NativeEndian.Uint32(b[0:4]))
+		if l < unix.SizeofNlMsghdr || l > len(b) {
+			return
+		}
+		m := syscall.NetlinkMessage{
+			Header: syscall.NlMsghdr{Len: uint32(l), Type: binary.NativeEndian.Uint16(b[4:6])},
+			Data:   b[unix.SizeofNlMsghdr:l],
+		}
+		w.handle(m, events, urgent)
+		l = (l + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1)
+		if l > len(b) {
+			return
+		}
+		b = b[l:]
+	}
+}
+
+func (w *watcher) handle(m syscall.NetlinkMessage, events, urgent chan<- string) {
+	ev := w.classify(m)
+	switch {
+	case ev.hot:
+		wakeWith(urgent, ev)
+	case ev.matters:
+		if now := time.Now(); now.Sub(w.lastPlain) >= plainEvery {
+			w.lastPlain = now
+			wakeWith(events, ev)
 		}
 	}
 }
 
-// classify names an event, says whether it matters, and whether it is hot:
-// a new address or route over a running virtual network's subnet.
-func (w *watcher) classify(m syscall.NetlinkMessage) (why string, matters, hot bool) {
+// event is what one kernel message means: whether it matters, whether it
+// is hot (a new address or route over a running virtual network's
+// subnet), and what to call it, put into words only when a wake-up is
+// sent (a storm of messages then allocates nothing).
+type event struct {
+	matters, hot bool
+	kind         string       // "link", "address", "route", "policy rule", ...
+	prefix       netip.Prefix // the address or route, when known
+	ifname       string
+}
+
+func (e event) reason() string {
+	switch {
+	case e.prefix.IsValid() && e.kind == "route":
+		return "route " + e.prefix.String() + " via " + e.ifname
+	case e.prefix.IsValid():
+		return e.kind + " " + e.prefix.String() + " on " + e.ifname
+	case e.ifname != "" && e.kind == "route":
+		return "route via " + e.ifname
+	case e.ifname != "" && e.kind == "link":
+		return "link " + e.ifname
+	case e.ifname != "":
+		return e.kind + " on " + e.ifname
+	}
+	return e.kind
+}
+
+// classify judges a message from itself and the name table alone.
+func (w *watcher) classify(m syscall.NetlinkMessage) event {
 	own := func(name string) bool { return name != "" && w.filter.Own != nil && w.filter.Own(name) }
 	threat := func(p netip.Prefix, name string) bool {
 		return w.filter.Threatens != nil && w.filter.Threatens(p, name)
@@ -132,33 +281,35 @@ func (w *watcher) classify(m syscall.NetlinkMessage) (why string, matters, hot b
 				w.names[idx] = name
 			}
 		}
-		return "link " + name, !own(name), false
+		return event{matters: !own(name), kind: "link", ifname: name}
 	case unix.RTM_NEWADDR, unix.RTM_DELADDR:
 		p, idx, ok := addrOf(m.Data)
 		if !ok {
-			return "address", true, false
+			return event{matters: true, kind: "address"}
 		}
 		name := w.names[idx]
 		if own(name) {
-			return "address on " + name, false, false
+			return event{kind: "address", ifname: name}
 		}
-		return "address " + p.String() + " on " + name, true, m.Header.Type == unix.RTM_NEWADDR && threat(p, name)
+		return event{matters: true, hot: m.Header.Type == unix.RTM_NEWADDR && threat(p, name),
+			kind: "address", prefix: p, ifname: name}
 	case unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
 		p, idx, ok := routeOf(m.Data)
 		name := w.names[idx]
 		if own(name) {
-			return "route via " + name, false, false
+			return event{kind: "route", ifname: name}
 		}
 		if !ok {
-			return "route via " + name, true, false
+			return event{matters: true, kind: "route", ifname: name}
 		}
-		return "route " + p.String() + " via " + name, true, m.Header.Type == unix.RTM_NEWROUTE && threat(p, name)
+		return event{matters: true, hot: m.Header.Type == unix.RTM_NEWROUTE && threat(p, name),
+			kind: "route", prefix: p, ifname: name}
 	case unix.RTM_NEWRULE, unix.RTM_DELRULE:
-		return "policy rule", true, false
+		return event{matters: true, kind: "policy rule"}
 	case unix.RTM_NEWPREFIX:
-		return "IPv6 prefix", true, false
+		return event{matters: true, kind: "IPv6 prefix"}
 	}
-	return "", false, false
+	return event{}
 }
 
 func linkIndexName(data []byte) (int, string) {
@@ -166,16 +317,13 @@ func linkIndexName(data []byte) (int, string) {
 		return 0, ""
 	}
 	idx := int(int32(binary.NativeEndian.Uint32(data[4:8])))
-	attrs, err := nl.ParseRouteAttr(data[unix.SizeofIfInfomsg:])
-	if err != nil {
-		return idx, ""
-	}
-	for _, a := range attrs {
-		if a.Attr.Type == unix.IFLA_IFNAME {
-			return idx, string(trimNul(a.Value))
+	name := ""
+	hostview.WalkAttrs(data[unix.SizeofIfInfomsg:], func(t uint16, v []byte) {
+		if t == unix.IFLA_IFNAME && name == "" {
+			name = string(trimNul(v))
 		}
-	}
-	return idx, ""
+	})
+	return idx, name
 }
 
 // addrOf reads an ifaddrmsg: the address with its prefix length, and the
@@ -186,19 +334,15 @@ func addrOf(data []byte) (netip.Prefix, int, bool) {
 	}
 	bits := int(data[1])
 	idx := int(binary.NativeEndian.Uint32(data[4:8]))
-	attrs, err := nl.ParseRouteAttr(data[unix.SizeofIfAddrmsg:])
-	if err != nil {
-		return netip.Prefix{}, idx, false
-	}
 	var addr, local netip.Addr
-	for _, a := range attrs {
-		switch a.Attr.Type {
+	hostview.WalkAttrs(data[unix.SizeofIfAddrmsg:], func(t uint16, v []byte) {
+		switch t {
 		case unix.IFA_ADDRESS:
-			addr, _ = netip.AddrFromSlice(a.Value)
+			addr, _ = netip.AddrFromSlice(v)
 		case unix.IFA_LOCAL:
-			local, _ = netip.AddrFromSlice(a.Value)
+			local, _ = netip.AddrFromSlice(v)
 		}
-	}
+	})
 	if local.IsValid() {
 		addr = local // point-to-point: IFA_ADDRESS is the peer
 	}
@@ -216,22 +360,18 @@ func routeOf(data []byte) (netip.Prefix, int, bool) {
 		return netip.Prefix{}, 0, false
 	}
 	family, bits := data[0], int(data[1])
-	attrs, err := nl.ParseRouteAttr(data[unix.SizeofRtMsg:])
-	if err != nil {
-		return netip.Prefix{}, 0, false
-	}
 	var dst netip.Addr
 	idx := 0
-	for _, a := range attrs {
-		switch a.Attr.Type {
+	hostview.WalkAttrs(data[unix.SizeofRtMsg:], func(t uint16, v []byte) {
+		switch t {
 		case unix.RTA_DST:
-			dst, _ = netip.AddrFromSlice(a.Value)
+			dst, _ = netip.AddrFromSlice(v)
 		case unix.RTA_OIF:
-			if len(a.Value) >= 4 {
-				idx = int(binary.NativeEndian.Uint32(a.Value))
+			if len(v) >= 4 {
+				idx = int(binary.NativeEndian.Uint32(v))
 			}
 		}
-	}
+	})
 	if !dst.IsValid() {
 		if family == unix.AF_INET6 {
 			dst = netip.IPv6Unspecified()
@@ -250,6 +390,14 @@ func trimNul(b []byte) []byte {
 		}
 	}
 	return b
+}
+
+// wakeWith is wake with the reason put into words only when there is
+// room for it.
+func wakeWith(events chan<- string, ev event) {
+	if len(events) < cap(events) {
+		wake(events, ev.reason())
+	}
 }
 
 // wake never blocks: a pending wake-up already covers this one.

@@ -16,8 +16,8 @@ func TestClassify(t *testing.T) {
 	own := func(name string) bool { return name == "virbr0" }
 	w := &watcher{filter: Filter{Own: own}, names: map[int]string{}}
 	classify := func(m syscall.NetlinkMessage, _ Own) (string, bool) {
-		why, matters, _ := w.classify(m)
-		return why, matters
+		ev := w.classify(m)
+		return ev.reason(), ev.matters
 	}
 	link := func(name string) syscall.NetlinkMessage {
 		data := make([]byte, unix.SizeofIfInfomsg)
@@ -93,8 +93,8 @@ func TestClassifyHotFromTheMessageAlone(t *testing.T) {
 		{"clashing route", routeMsg(7, "192.168.0.0/16"), true, true},
 		{"unrelated route", routeMsg(7, "10.0.0.0/8"), true, false},
 	} {
-		_, matters, hot := w.classify(tc.msg)
-		if matters != tc.matters || hot != tc.hot {
+		ev := w.classify(tc.msg)
+		if matters, hot := ev.matters, ev.hot; matters != tc.matters || hot != tc.hot {
 			t.Errorf("%s: matters=%v hot=%v, want %v %v", tc.name, matters, hot, tc.matters, tc.hot)
 		}
 	}
@@ -103,7 +103,7 @@ func TestClassifyHotFromTheMessageAlone(t *testing.T) {
 	binary.NativeEndian.PutUint32(data[4:8], 9)
 	data = append(data, nl.NewRtAttr(unix.IFLA_IFNAME, append([]byte("wg0"), 0)).Serialize()...)
 	w.classify(syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: unix.RTM_NEWLINK}, Data: data})
-	if why, _, hot := w.classify(addrMsg(9, "192.168.122.9/32")); !hot || why != "address 192.168.122.9/32 on wg0" {
-		t.Errorf("address on a new link: %q hot=%v", why, hot)
+	if ev := w.classify(addrMsg(9, "192.168.122.9/32")); !ev.hot || ev.reason() != "address 192.168.122.9/32 on wg0" {
+		t.Errorf("address on a new link: %q hot=%v", ev.reason(), ev.hot)
 	}
 }
