@@ -47,7 +47,7 @@ func routeDst(m []byte) (netip.Prefix, bool) {
 		return netip.Prefix{}, false
 	}
 	var dst netip.Addr
-	forEachAttr(m[unix.SizeofRtMsg:], func(t uint16, v []byte) {
+	WalkAttrs(m[unix.SizeofRtMsg:], func(t uint16, v []byte) {
 		if t == unix.RTA_DST {
 			dst, _ = netip.AddrFromSlice(v)
 		}
@@ -78,7 +78,7 @@ func decodeRoute(m []byte, dst netip.Prefix, names map[int]string) conflict.Host
 		Type:     routeType(int(m[7])),
 	}
 	var firstHop []byte
-	forEachAttr(m[unix.SizeofRtMsg:], func(t uint16, v []byte) {
+	WalkAttrs(m[unix.SizeofRtMsg:], func(t uint16, v []byte) {
 		switch t {
 		case unix.RTA_TABLE:
 			if len(v) >= 4 {
@@ -103,7 +103,7 @@ func decodeRoute(m []byte, dst netip.Prefix, names map[int]string) conflict.Host
 		n := int(binary.NativeEndian.Uint16(firstHop[0:2]))
 		hr.Interface = names[int(int32(binary.NativeEndian.Uint32(firstHop[4:8])))]
 		if n >= unix.SizeofRtNexthop && n <= len(firstHop) {
-			forEachAttr(firstHop[unix.SizeofRtNexthop:n], func(t uint16, v []byte) {
+			WalkAttrs(firstHop[unix.SizeofRtNexthop:n], func(t uint16, v []byte) {
 				if t == unix.RTA_GATEWAY {
 					if a, ok := netip.AddrFromSlice(v); ok {
 						hr.Gateway = a.Unmap()
@@ -115,9 +115,9 @@ func decodeRoute(m []byte, dst netip.Prefix, names map[int]string) conflict.Host
 	return hr
 }
 
-// forEachAttr walks netlink attributes (struct rtattr, 4-byte aligned)
-// without allocating.
-func forEachAttr(b []byte, f func(t uint16, v []byte)) {
+// WalkAttrs walks netlink attributes (struct rtattr, 4-byte aligned)
+// without allocating, stopping at the first malformed one.
+func WalkAttrs(b []byte, f func(t uint16, v []byte)) {
 	for len(b) >= unix.SizeofRtAttr {
 		l := int(binary.NativeEndian.Uint16(b[0:2]))
 		if l < unix.SizeofRtAttr || l > len(b) {

@@ -52,10 +52,10 @@ func TestDumpRoutesAgreesWithNetlink(t *testing.T) {
 	}
 }
 
-func TestForEachAttrStopsOnGarbage(t *testing.T) {
+func TestWalkAttrsStopsOnGarbage(t *testing.T) {
 	n := 0
-	forEachAttr([]byte{0xff, 0xff, 1, 0, 1, 2}, func(uint16, []byte) { n++ })
-	forEachAttr([]byte{2, 0}, func(uint16, []byte) { n++ })
+	WalkAttrs([]byte{0xff, 0xff, 1, 0, 1, 2}, func(uint16, []byte) { n++ })
+	WalkAttrs([]byte{2, 0}, func(uint16, []byte) { n++ })
 	if n != 0 {
 		t.Fatalf("%d attributes read from garbage", n)
 	}
