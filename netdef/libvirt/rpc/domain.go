@@ -26,6 +26,12 @@ type GuestNIC struct {
 // <source network=…> is network. Domains that stop while being read are
 // left out.
 func (c *Conn) GuestNICs(ctx context.Context, network string) ([]GuestNIC, error) {
+	return c.GuestNICsOn(ctx, network, "")
+}
+
+// GuestNICsOn is GuestNICs plus, when bridge is given, the interfaces of
+// running domains attached straight to that bridge (type='bridge').
+func (c *Conn) GuestNICsOn(ctx context.Context, network, bridge string) ([]GuestNIC, error) {
 	var doms []libvirt.Domain
 	err := c.call(ctx, c.dom, func(l *libvirt.Libvirt) (err error) {
 		doms, _, err = l.ConnectListAllDomains(1, libvirt.ConnectListDomainsActive)
@@ -47,7 +53,7 @@ func (c *Conn) GuestNICs(ctx context.Context, network string) ([]GuestNIC, error
 		if err != nil {
 			return opError("read domain", doms[i].Name, err)
 		}
-		nics, err := domainNICs([]byte(xml), network)
+		nics, err := domainNICsOn([]byte(xml), network, bridge)
 		if err != nil {
 			return fmt.Errorf("libvirt: domain %q: %w", doms[i].Name, err)
 		}

@@ -20,6 +20,14 @@ import (
 // no id attribute: libvirt returns the inactive definition for a domain
 // that stopped after it was listed) has none.
 func domainNICs(data []byte, network string) ([]GuestNIC, error) {
+	return domainNICsOn(data, network, "")
+}
+
+// domainNICsOn is domainNICs plus, when bridge is given, the interfaces
+// attached straight to that bridge (<interface type='bridge'><source
+// bridge=…>): guests of the network all the same, that libvirt does not
+// count as its ports.
+func domainNICsOn(data []byte, network, bridge string) ([]GuestNIC, error) {
 	d := xml.NewDecoder(bytes.NewReader(data))
 	var (
 		stack            []string // local names of the open elements
@@ -73,7 +81,7 @@ func domainNICs(data []byte, network string) ([]GuestNIC, error) {
 			}
 		case xml.EndElement:
 			if cur != nil && len(stack) == 3 {
-				if curNet == network {
+				if curNet == network || (curNet == "" && bridge != "" && cur.Bridge == bridge) {
 					cur.XML = string(data[curStart:d.InputOffset()])
 					nics = append(nics, *cur)
 				}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,6 +51,12 @@ func TestDomainNICs(t *testing.T) {
 	// metadata element that mentions it.
 	if nics, _ := domainNICs(data, "virbr0"); len(nics) != 0 {
 		t.Errorf("virbr0 is a bridge, not a network: %+v", nics)
+	}
+	// Asked with the network's bridge, the guest plugged straight into it
+	// (type='bridge') is found too, so its link is bounced as well.
+	nics, _ = domainNICsOn(data, "default", "virbr0")
+	if len(nics) != 3 || !slices.ContainsFunc(nics, func(n GuestNIC) bool { return n.Target == "vnet2" && n.PortID == "" }) {
+		t.Errorf("default on virbr0: %+v, want vnet0, vnet2 and vnet3", nics)
 	}
 }
 

@@ -56,7 +56,7 @@ func (b *Backend) Renumber(ctx context.Context, n backend.Network, newXML []byte
 		if in.Ports, err = c.Ports(ctx, n.Name); err != nil {
 			return err
 		}
-		in.NICs, err = c.GuestNICs(ctx, n.Name)
+		in.NICs, err = c.GuestNICsOn(ctx, n.Name, n.Live.Network.BridgeName())
 		return err
 	})
 	if err != nil {
