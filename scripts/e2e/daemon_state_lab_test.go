@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -59,4 +60,40 @@ func TestDaemonStateFollowsLibvirtBehindItsBack(t *testing.T) {
 	labkit.Run(t, "ip", "addr", "add", "192.168.175.130/25", "dev", "up-bb")
 	virsh(t, "net-start", "bb")
 	movedAway(t, d, "bb", netip.MustParsePrefix("192.168.175.0/24"), 5*time.Second)
+}
+
+// At boot the daemon may start before libvirtd and the system bus: it does
+// not exit (systemd would hit its start limit), it becomes ready, and once
+// libvirtd is up it resolves clashes as usual.
+func TestDaemonStartsBeforeLibvirtdAndTheBus(t *testing.T) {
+	labkit.Require(t)
+	d := newDirs(t)
+	spec := netSpec{name: "bt", bridge: "vbr-bt", v4: "192.168.174", policy: "renumber"}
+	defineNetwork(t, spec)
+	labkit.NewUplink(t, "up-bt", "")
+	stopLibvirtd(t)
+	t.Cleanup(func() {
+		if exec.Command("pgrep", "-x", "libvirtd").Run() != nil {
+			startLibvirtd(t)
+		}
+	})
+	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/run/no-such-bus")
+	dm := startDaemon(t, d, writeConfig(t, "[watch]\ndebounce=200ms\ndamping-window=0s\n"))
+	time.Sleep(time.Second)
+	if dm.exited() {
+		t.Fatalf("the daemon exited without libvirtd and the bus:\n%s", strings.Join(dm.lines(), "\n"))
+	}
+	startLibvirtd(t)
+	labkit.Run(t, "ip", "addr", "add", "192.168.174.9/24", "dev", "up-bt")
+	movedAway(t, d, "bt", netip.MustParsePrefix("192.168.174.0/24"), 15*time.Second)
+}
+
+// exited tells whether the daemon's process has ended.
+func (dm *daemon) exited() bool {
+	select {
+	case <-dm.done:
+		return true
+	default:
+		return false
+	}
 }
