@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -98,6 +100,27 @@ func hook(env *runEnv, argv []string, getenv func(string) string) int {
 			return exitOK
 		}
 	}
+	// A hard stop in case something below hangs past its context (a
+	// frozen libvirtd). A change still in progress then is handed over to
+	// a detached `vnetguard recover`, which waits for this process's locks
+	// to go and carries the change through: a network is never left
+	// stopped because NetworkManager's hook had to end. Armed before
+	// anything that could take time, and stopped only after the guard is
+	// closed (defers run last first).
+	var running atomic.Pointer[guard.Guard]
+	var handed sync.Once
+	hand := func() {
+		if g := running.Load(); g != nil {
+			handed.Do(func() { handOver(log, g) })
+		}
+	}
+	timer := time.AfterFunc(deadline, func() {
+		hand()
+		log.Error("deadline reached; giving up", "deadline", deadline)
+		os.Exit(exitOK)
+	})
+	defer timer.Stop()
+
 	o := resolverOptions{configPath: config.DefaultPath, runDir: "/run/vnetguard", timeout: deadline - time.Second}
 	o.alloc = allocOptions{hypervisor: "auto", stateDir: "/var/lib/vnetguard", cacheDir: "/var/cache/vnetguard"}
 	g, _, err := o.newGuard(log, false)
@@ -105,6 +128,7 @@ func hook(env *runEnv, argv []string, getenv func(string) string) int {
 		log.Error("cannot start; doing nothing", "error", err)
 		return exitOK
 	}
+	running.Store(g)
 	defer g.Close()
 	set := g.Settings()
 	set.LockWait = 3 * time.Second // a daemon's renumber of the same network takes ~0.5 s
@@ -121,18 +145,6 @@ func hook(env *runEnv, argv []string, getenv func(string) string) int {
 		}
 	}
 
-	// A hard stop in case something below hangs past its context (a
-	// frozen libvirtd). A change still in progress then is handed over to
-	// a detached `vnetguard recover`, which waits for this process's locks
-	// to go and carries the change through: a network is never left
-	// stopped because NetworkManager's hook had to end.
-	timer := time.AfterFunc(deadline, func() {
-		handOver(log, g)
-		log.Error("deadline reached; giving up", "deadline", deadline)
-		os.Exit(exitOK)
-	})
-	defer timer.Stop()
-
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 	outcomes, err := g.Pass(ctx)
@@ -143,7 +155,7 @@ func hook(env *runEnv, argv []string, getenv func(string) string) int {
 		log.Info("resolved", "network", oc.Network, "action", oc.Action, "moves", fmt.Sprint(oc.Moves), "note", oc.Note, "error", oc.Error)
 	}
 	if pendingChanges(g) {
-		handOver(log, g)
+		hand()
 	}
 	return exitOK
 }
