@@ -328,31 +328,50 @@ func (b *Backend) ensureDefined(ctx context.Context, in *intent, obs observed, n
 // tried again (the caller keeps the record): a port or a link whose state
 // is unknown.
 func (b *Backend) reattach(ctx context.Context, in *intent, restarted bool, notes *[]string) error {
+	oldBridge, newBridge := bridgeOf(in.OldXML), bridgeOf(in.NewXML)
+	if in.Target == "old" {
+		newBridge = oldBridge
+	}
+	// The guests as they are now, not as recorded: a domain may have
+	// stopped or started since (and SetLink wants the interface as libvirt
+	// has it now). The record is the fallback for what libvirt lost: the
+	// ports.
 	var existing []rpc.Port
+	var nics []rpc.GuestNIC
 	if err := b.call(ctx, func(c *rpc.Conn) (err error) {
-		existing, err = c.Ports(ctx, in.Network)
+		if existing, err = c.Ports(ctx, in.Network); err != nil {
+			return err
+		}
+		nics, err = c.GuestNICsOn(ctx, in.Network, newBridge)
 		return err
 	}); err != nil {
-		return fmt.Errorf("list its ports: %w", err)
+		return fmt.Errorf("list its ports and guests: %w", err)
 	}
 	var errs []error
 	for _, p := range in.Ports {
 		if slices.ContainsFunc(existing, func(e rpc.Port) bool { return e.UUID == p.UUID }) {
 			continue
 		}
+		// Only the port of a guest still running with it: reclaiming
+		// one whose domain went away would leave libvirt an orphan.
+		if !slices.ContainsFunc(nics, func(n rpc.GuestNIC) bool { return n.PortID == p.UUID }) {
+			continue
+		}
 		if err := b.call(ctx, func(c *rpc.Conn) error { return c.ReclaimPort(ctx, in.Network, p) }); err != nil {
 			errs = append(errs, fmt.Errorf("port %s not reclaimed: %w", p.UUID, err))
 		}
 	}
-	oldBridge, newBridge := bridgeOf(in.OldXML), bridgeOf(in.NewXML)
-	if in.Target == "old" {
-		newBridge = oldBridge
-	}
 	var taps, veths []string
+	for _, n := range nics {
+		if n.Target != "" {
+			taps = append(taps, n.Target)
+		}
+	}
+	isVMTap := func(t string) bool {
+		return slices.Contains(taps, t) || slices.ContainsFunc(in.NICs, func(n rpc.GuestNIC) bool { return n.Target == t })
+	}
 	for _, t := range in.Taps {
-		if slices.ContainsFunc(in.NICs, func(n rpc.GuestNIC) bool { return n.Target == t }) {
-			taps = append(taps, t)
-		} else {
+		if !isVMTap(t) {
 			veths = append(veths, t)
 		}
 	}
@@ -369,7 +388,7 @@ func (b *Backend) reattach(ctx context.Context, in *intent, restarted bool, note
 		}
 	}
 	if restarted {
-		errs = append(errs, b.bounceNICs(ctx, in.NICs)...)
+		errs = append(errs, b.bounceNICs(ctx, nics)...)
 	}
 	return errors.Join(errs...)
 }
