@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/vnetguard/vnetguard/netdef"
 	"github.com/vnetguard/vnetguard/nmhook/backend"
 	"github.com/vnetguard/vnetguard/nmhook/backend/profiles"
+	"github.com/vnetguard/vnetguard/nmhook/config"
 	"github.com/vnetguard/vnetguard/nmhook/firewall"
 	"github.com/vnetguard/vnetguard/nmhook/nm"
 	"github.com/vnetguard/vnetguard/nmhook/state"
@@ -39,6 +42,7 @@ func networksDir() string {
 func newProfiles(dir, runDir string, env *runEnv, cmd string) *profiles.Backend {
 	b := profiles.New(dir, runDir, cliLog(env, cmd))
 	b.Firewall = firewall.Table{}
+	b.RA = profiles.Radvd{Dir: filepath.Join(runDir, "radvd")}
 	return b
 }
 
@@ -54,6 +58,14 @@ bridge profiles marked as vnetguard's.
   net autostart NAME [--disable]  start it with NetworkManager, or not
   net list [--json]            every network: state, bridge, subnets, DHCP path
 
+A network with autoaddr='yes' and no <ip> gets free subnets at define time
+(an IPv4 /24 from the pools, an IPv6 /64 of the host's ULA /48, each when
+the host has that family), kept in its stored definition.
+
+Forward modes: nat, route (no NAT), open (no rules), none (isolated), and
+bridge with <interface dev='UPLINK'/> (the uplink becomes a port of bridge
+brUPLINK, which takes the host's addressing; net stop gives it back).
+
 A nat network with a DHCP range becomes ipv4.method=shared (NetworkManager's
 dnsmasq and NAT); an IPv6 /64 becomes ipv6.method=shared (router
 advertisements); a network without IPv6 has IPv6 disabled on its bridge.
@@ -66,9 +78,15 @@ func runNet(env *runEnv, args []string) int {
 	asJSON := fs.Bool("json", false, "net list: print JSON")
 	disable := fs.Bool("disable", false, "net autostart: turn autostart off")
 	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
+	// net define of an autoaddr='yes' network without <ip> chooses its
+	// subnets as the guard would.
+	ro := resolverOptions{fs: fs}
+	fs.StringVar(&ro.configPath, "config", config.DefaultPath, "net define: configuration file (pools, IPv6, reserved ranges) for autoaddr='yes'")
+	ro.alloc.register(fs)
 	if code := parseFlags(env, fs, args); code >= 0 {
 		return code
 	}
+	ro.runDir = *runDir
 	if fs.NArg() == 0 {
 		return fail(env, "net", errors.New("missing subcommand: define, undefine, start, stop, autostart or list (see --help)"))
 	}
@@ -95,7 +113,7 @@ func runNet(env *runEnv, args []string) int {
 	if sub == "define" {
 		d, err := netdef.ParseFile(arg)
 		if err == nil {
-			err = profiles.Check(d)
+			err = checkDefinition(d)
 		}
 		if err != nil {
 			fmt.Fprintf(env.stderr, "vnetguard %s: %v\n", cmd, err)
@@ -111,6 +129,12 @@ func runNet(env *runEnv, args []string) int {
 		return fail(env, cmd, err)
 	}
 	defer unlock()
+	var chosen []netip.Prefix
+	if sub == "define" && needsAutoAddr(def) {
+		if def, chosen, err = autoAddress(ctx, &ro, def, b, cliLog(env, cmd)); err != nil {
+			return fail(env, cmd, fmt.Errorf("autoaddr='yes': %w", explainNM(err)))
+		}
+	}
 	switch sub {
 	case "define":
 		err = b.Define(ctx, def)
@@ -131,6 +155,9 @@ func runNet(env *runEnv, args []string) int {
 	done := map[string]string{"define": "defined", "undefine": "undefined", "start": "started", "stop": "stopped", "autostart": "set to autostart"}[sub]
 	if sub == "autostart" && *disable {
 		done = "no longer autostarted"
+	}
+	if len(chosen) > 0 {
+		done += " on " + joinPrefixes(chosen) + " (chosen for autoaddr='yes', kept in its stored definition)"
 	}
 	fmt.Fprintf(env.stdout, "network %s %s\n", name, done)
 	return exitOK
@@ -157,9 +184,13 @@ func netList(env *runEnv, ctx context.Context, b *profiles.Backend, asJSON bool)
 		return code
 	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tACTIVE\tAUTOSTART\tMODE\tBRIDGE\tSUBNETS\tDHCP")
+	fmt.Fprintln(tw, "NAME\tACTIVE\tAUTOSTART\tMODE\tBRIDGE\tSUBNETS\tDHCP\tRA")
 	for _, i := range infos {
-		fmt.Fprintf(tw, "%s\t%v\t%v\t%s\t%s\t%s\t%s\n", i.Name, i.Active, i.Autostart, i.Mode, i.Bridge, joinPrefixes(i.Subnets), i.DHCP)
+		ra := i.RA
+		if ra == "" {
+			ra = "none"
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%v\t%s\t%s\t%s\t%s\t%s\n", i.Name, i.Active, i.Autostart, i.Mode, i.Bridge, joinPrefixes(i.Subnets), i.DHCP, ra)
 	}
 	tw.Flush()
 	for _, i := range infos {
@@ -193,5 +224,6 @@ func ownNetworks(runDir string, log *slog.Logger) (backend.Backend, bool) {
 	}
 	b := profiles.New(dir, runDir, log)
 	b.Firewall = firewall.Table{}
+	b.RA = profiles.Radvd{Dir: filepath.Join(runDir, "radvd")}
 	return b, true
 }

@@ -41,7 +41,7 @@ func Apply(rules []Rule) error {
 			Forward: c.AddChain(&nftables.Chain{Name: Forward, Table: t, Type: nftables.ChainTypeFilter,
 				Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept}),
 			Postrouting: c.AddChain(&nftables.Chain{Name: Postrouting, Table: t, Type: nftables.ChainTypeNAT,
-				Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept}),
+				Hooknum: nftables.ChainHookPostrouting, Priority: natPriority, Policy: &accept}),
 		}
 		for _, r := range rules {
 			exprs, err := compile(r)
@@ -56,6 +56,10 @@ func Apply(rules []Rule) error {
 	}
 	return nil
 }
+
+// natPriority runs vnetguard's NAT chain just before NetworkManager's
+// shared-mode chains (srcnat, 100): the first binding made wins.
+var natPriority = nftables.ChainPriorityRef(*nftables.ChainPriorityNATSource - 1)
 
 func ifname(s string) []byte {
 	b := make([]byte, unix.IFNAMSIZ)
@@ -149,6 +153,18 @@ func compile(r Rule) ([]expr.Any, error) {
 		e = append(e, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1})
 		cmp(expr.CmpOpEq, []byte{r.ICMPv6})
 	}
+	if r.Verdict == SNATSelf {
+		if !r.Src.IsValid() {
+			return nil, fmt.Errorf("snat-self needs a source subnet")
+		}
+		off, l, fam := uint32(8), uint32(16), uint32(unix.NFPROTO_IPV6)
+		if r.Src.Addr().Is4() {
+			off, l, fam = 12, 4, unix.NFPROTO_IPV4
+		}
+		return append(e,
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: l},
+			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: fam, RegAddrMin: 1}), nil
+	}
 	return append(e, verdict(r.Verdict)...), nil
 }
 
@@ -156,6 +172,8 @@ func verdict(v string) []expr.Any {
 	switch v {
 	case "masquerade":
 		return []expr.Any{&expr.Masq{}}
+	case SNATSelf:
+		return nil // compile makes it: it needs the source address
 	case "drop":
 		return []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}
 	}

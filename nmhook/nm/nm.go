@@ -286,7 +286,52 @@ func (c *Client) Checkpoints() ([]dbus.ObjectPath, error) {
 	return cps, c.prop(rootPath, ifaceNM+".Checkpoints", &cps)
 }
 
-// IsUnknownConnection tells whether err says a profile or checkpoint path
+// DeviceActiveProfile is the profile active on a device now ("" when none).
+func (c *Client) DeviceActiveProfile(dev dbus.ObjectPath) (dbus.ObjectPath, error) {
+	var active dbus.ObjectPath
+	if err := c.prop(dev, ifaceDev+".ActiveConnection", &active); err != nil {
+		return "", err
+	}
+	if active == "/" || active == "" {
+		return "", nil
+	}
+	var conn dbus.ObjectPath
+	if err := c.prop(active, ifaceActive+".Connection", &conn); err != nil {
+		return "", err
+	}
+	return conn, nil
+}
+
+// ConnectionByUUID finds a profile by its UUID; ok false when there is none.
+func (c *Client) ConnectionByUUID(ctx context.Context, uuid string) (dbus.ObjectPath, bool, error) {
+	var p dbus.ObjectPath
+	err := c.call(ctx, settingsPath, ifaceSet+".GetConnectionByUuid", uuid).Store(&p)
+	if IsUnknownObject(err) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("NetworkManager GetConnectionByUuid %s: %w", uuid, err)
+	}
+	return p, true, nil
+}
+
+// ActivateOn activates a profile on a given device.
+func (c *Client) ActivateOn(ctx context.Context, conn, dev dbus.ObjectPath) (dbus.ObjectPath, error) {
+	var active dbus.ObjectPath
+	err := c.call(ctx, rootPath, ifaceNM+".ActivateConnection", conn, dev, dbus.ObjectPath("/")).Store(&active)
+	if err != nil {
+		return "", fmt.Errorf("NetworkManager ActivateConnection %s on %s: %w", conn, dev, err)
+	}
+	return active, nil
+}
+
+// CheckpointDevices reads the devices a checkpoint covers.
+func (c *Client) CheckpointDevices(cp dbus.ObjectPath) ([]dbus.ObjectPath, error) {
+	var devs []dbus.ObjectPath
+	return devs, c.prop(cp, busName+".Checkpoint.Devices", &devs)
+}
+
+// IsUnknownObject tells whether err says a profile or checkpoint path
 // no longer exists.
 func IsUnknownObject(err error) bool {
 	var de dbus.Error

@@ -42,15 +42,27 @@ type Firewall interface {
 	Sync(nets []*netdef.Definition) error
 }
 
+// RA keeps radvd for the running networks that ask for it: Sync starts,
+// reconfigures and stops them; Kick makes them re-read their bridges.
+type RA interface {
+	Sync(nets []*netdef.Definition) error
+	Kick(nets []*netdef.Definition)
+}
+
 // Backend implements backend.Backend for vnetguard's own networks.
 type Backend struct {
 	Store    Store
 	Intents  state.Intents
 	Log      *slog.Logger
 	Firewall Firewall // nil: no rules of vnetguard's own
+	// RA runs the router advertisement daemons of networks that ask for
+	// <radvd/>; nil: none.
+	RA RA
 	// Dial connects to NetworkManager (nm.Dial); ErrUnavailable when it is
 	// not running.
 	Dial func() (*nm.Client, error)
+	// SysctlDir is /proc/sys ("" means that); tests point it elsewhere.
+	SysctlDir string
 	// ActivateTimeout bounds waiting for a profile to activate (30 s).
 	ActivateTimeout time.Duration
 
@@ -161,9 +173,27 @@ func (b *Backend) Networks(ctx context.Context, full bool) ([]backend.Network, e
 	}
 	out := make([]backend.Network, 0, len(names))
 	for _, name := range names {
-		out = append(out, b.network(name, refs[name]))
+		n := b.network(name, refs[name])
+		if n.Active && n.Live != nil {
+			b.reassertForwarding(n)
+		}
+		out = append(out, n)
 	}
 	return out, nil
+}
+
+// reassertForwarding turns forwarding on again, with a warning, for a
+// running nat or route network when something turned it off: every pass
+// of the guard (and net list) looks.
+func (b *Backend) reassertForwarding(n backend.Network) {
+	turned, err := ensureForwarding(n.Live, b.SysctlDir)
+	if err != nil {
+		b.Log.Warn("forwarding is off and cannot be turned on again", "network", n.Name, "backend", Name, "error", err)
+		return
+	}
+	if len(turned) > 0 {
+		b.Log.Warn("forwarding was turned off behind vnetguard's back; turned on again", "network", n.Name, "backend", Name, "sysctls", turned)
+	}
 }
 
 func (b *Backend) network(name string, r profileRef) backend.Network {
@@ -278,8 +308,15 @@ func (b *Backend) Start(ctx context.Context, name string) error {
 		b.syncFirewall()
 		return err
 	}
-	active, err := c.Activate(ctx, r.Path)
-	if err == nil {
+	if err := EnsureForwarding(d, b.SysctlDir); err != nil {
+		b.Store.RemoveLive(name)
+		b.syncFirewall()
+		return fmt.Errorf("start network %s: %w", name, err)
+	}
+	var active dbus.ObjectPath
+	if p.Uplink != "" {
+		err = b.startBridged(ctx, c, p, r.Path)
+	} else if active, err = c.Activate(ctx, r.Path); err == nil {
 		err = b.waitActive(ctx, c, active)
 	}
 	if err != nil {
@@ -287,6 +324,7 @@ func (b *Backend) Start(ctx context.Context, name string) error {
 		b.syncFirewall()
 		return fmt.Errorf("start network %s: %w", name, err)
 	}
+	b.kickRA()
 	return nil
 }
 
@@ -343,6 +381,9 @@ func (b *Backend) Stop(ctx context.Context, name string) error {
 			return fmt.Errorf("stop network %s: %w", name, err)
 		}
 	}
+	if err := b.stopBridged(ctx, c, name, refs); err != nil {
+		return fmt.Errorf("stop network %s: %w", name, err)
+	}
 	if err := b.Store.RemoveLive(name); err != nil {
 		return err
 	}
@@ -390,9 +431,11 @@ func (b *Backend) Undefine(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if r, ok := refs[name]; ok {
-		if err := c.Delete(ctx, r.Path); err != nil {
-			return err
+	for _, key := range []string{name, PortKey(name)} {
+		if r, ok := refs[key]; ok {
+			if err := c.Delete(ctx, r.Path); err != nil {
+				return err
+			}
 		}
 	}
 	return b.Store.Remove(name)
@@ -459,15 +502,35 @@ func (b *Backend) running() ([]*netdef.Definition, error) {
 	return out, nil
 }
 
+// syncFirewall brings what vnetguard adds beside the profiles in line with
+// the running networks: the firewall, then the radvds.
 func (b *Backend) syncFirewall() error {
-	if b.Firewall == nil {
+	if b.Firewall == nil && b.RA == nil {
 		return nil
 	}
 	nets, err := b.running()
 	if err != nil {
 		return err
 	}
-	return b.Firewall.Sync(nets)
+	if b.Firewall != nil {
+		if err := b.Firewall.Sync(nets); err != nil {
+			return err
+		}
+	}
+	if b.RA != nil {
+		return b.RA.Sync(nets)
+	}
+	return nil
+}
+
+// kickRA tells the radvds that a bridge appeared or changed.
+func (b *Backend) kickRA() {
+	if b.RA == nil {
+		return
+	}
+	if nets, err := b.running(); err == nil {
+		b.RA.Kick(nets)
+	}
 }
 
 // Info is what `net list` shows of a network.
@@ -479,7 +542,8 @@ type Info struct {
 	Mode      string         `json:"mode"`
 	Subnets   []netip.Prefix `json:"subnets,omitempty"`
 	Profile   string         `json:"profile,omitempty"` // its NetworkManager profile's UUID
-	DHCP      string         `json:"dhcp,omitempty"`    // shared (NetworkManager's dnsmasq) or none
+	DHCP      string         `json:"dhcp,omitempty"`    // shared (NetworkManager's dnsmasq), upstream (bridged) or none
+	RA        string         `json:"ra,omitempty"`      // networkmanager, radvd, or none
 	Notes     []string       `json:"notes,omitempty"`
 	Error     string         `json:"error,omitempty"`
 }
@@ -499,7 +563,7 @@ func (b *Backend) List(ctx context.Context) ([]Info, error) {
 			continue
 		}
 		p, _ := FromDefinition(n.Live, i.Autostart)
-		i.Bridge, i.Subnets, i.Profile, i.DHCP, i.Notes = p.Iface, n.Live.Network.Subnets(), p.UUID, p.DHCP, p.Notes
+		i.Bridge, i.Subnets, i.Profile, i.DHCP, i.Notes, i.RA = p.Iface, n.Live.Network.Subnets(), p.UUID, p.DHCP, p.Notes, p.RA
 		i.Mode = n.Live.Network.ForwardMode()
 		if i.Mode == "" {
 			i.Mode = "isolated"

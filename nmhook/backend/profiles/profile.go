@@ -39,10 +39,30 @@ type Profile struct {
 	DHCP string
 	// Notes say where the profile gives less than the definition asks.
 	Notes []string
+	// RA says who sends router advertisements: "networkmanager" (shared
+	// mode), "radvd" (vnetguard's, for <radvd/>) or "" (none).
+	RA string
+	// Uplink is the interface a bridged network (<forward mode='bridge'>
+	// with <interface dev=...>) takes over as the bridge's port; "" for
+	// the others.
+	Uplink string
 }
 
+// BridgedName is the bridge a bridged network makes over its uplink:
+// "br" + the uplink's name, cut to the kernel's 15 characters.
+func BridgedName(uplink string) string {
+	n := "br" + uplink
+	if len(n) > 15 {
+		n = n[:15]
+	}
+	return n
+}
+
+// PortKey is the user-data value of a bridged network's port profile.
+func PortKey(network string) string { return network + "/port" }
+
 // Forward modes the profiles backend realises now.
-var supportedModes = map[string]bool{"": true, "nat": true}
+var supportedModes = map[string]bool{"": true, "nat": true, "route": true, "open": true, "bridge": true}
 
 // FromDefinition turns a valid definition into its profile. What
 // NetworkManager 1.42 cannot express and vnetguard does not yet add is
@@ -60,7 +80,27 @@ func FromDefinition(d *netdef.Definition, autostart bool) (Profile, error) {
 	}
 	mode := n.ForwardMode()
 	if !supportedModes[mode] {
-		return fail("network/forward[0]", "forward mode %q is not supported by vnetguard's own networks yet (nat, or none for isolated)", mode)
+		return fail("network/forward[0]", "forward mode %q is not supported by vnetguard's own networks yet (nat, route, open, bridge, or none for isolated)", mode)
+	}
+	if mode == "bridge" {
+		// The uplink becomes the bridge's port; the host's own addressing
+		// (DHCPv4, SLAAC) moves onto the bridge. No subnet of its own.
+		f := n.Forward
+		switch {
+		case f.Dev != "":
+			p.Uplink = f.Dev
+		case len(f.Interfaces) == 1:
+			p.Uplink = f.Interfaces[0].Dev
+		}
+		if p.Uplink == "" {
+			return fail("network/forward[0]", "a bridged network of vnetguard's own needs its uplink: <interface dev='UPLINK'/>")
+		}
+		if n.Bridge != nil && n.Bridge.Name != "" {
+			return fail("network/bridge[0]", "a bridged network's bridge is named after its uplink (%s)", BridgedName(p.Uplink))
+		}
+		p.Iface, p.STP, p.ForwardDelay = BridgedName(p.Uplink), false, 0
+		p.IPv4Method, p.IPv6Method, p.DHCP = "auto", "auto", "upstream"
+		return p, nil
 	}
 	if n.Bridge == nil || n.Bridge.Name == "" {
 		return fail("network", "vnetguard's own networks need <bridge name='...'/>")
@@ -128,7 +168,8 @@ func FromDefinition(d *netdef.Definition, autostart bool) (Profile, error) {
 		p.IPv4Method = "disabled"
 	case dhcp4:
 		// NetworkManager runs dnsmasq (DHCP, DNS) and, for every shared
-		// network, masquerades; an isolated one gets vnetguard's drop.
+		// network, masquerades; an isolated one gets vnetguard's drop, a
+		// routed one vnetguard's identity SNAT (firewall.SNATSelf).
 		p.IPv4Method, p.DHCP = "shared", "shared"
 		// Shared mode serves the first address: put the DHCP one first.
 		for _, ip := range n.IPs {
@@ -140,6 +181,9 @@ func FromDefinition(d *netdef.Definition, autostart bool) (Profile, error) {
 	default:
 		p.IPv4Method = "manual"
 	}
+	if (mode == "route" || mode == "open") && p.IPv4Method == "shared" {
+		p.Notes = append(p.Notes, mode+" mode with DHCPv4 uses NetworkManager's shared mode, whose own table rejects IPv4 connections opened from outside towards the network (replies and the guests' own connections pass, unmasqueraded); without <dhcp> the network is fully routed")
+	}
 	switch {
 	case len(p.IPv6) == 0:
 		// As libvirt does: a network without IPv6 gets no IPv6 at all.
@@ -150,8 +194,14 @@ func FromDefinition(d *netdef.Definition, autostart bool) (Profile, error) {
 				return fail("network/ip", "IPv6 address %s: router advertisements (SLAAC) need a /64", pre)
 			}
 		}
-		// NetworkManager sends router advertisements for the prefix.
-		p.IPv6Method = "shared"
+		// NetworkManager sends router advertisements for the prefix,
+		// unless <radvd/> asks for vnetguard's radvd.
+		p.IPv6Method, p.RA = "shared", "networkmanager"
+		for _, ip := range n.IPs {
+			if HasRadvd(ip) {
+				p.IPv6Method, p.RA = "manual", "radvd"
+			}
+		}
 	}
 	return p, nil
 }
@@ -191,6 +241,24 @@ func NameUUID(name string) string {
 	h[6] = h[6]&0x0f | 0x50
 	h[8] = h[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
+// PortSettings encodes a bridged network's port profile: the uplink
+// enslaved to the bridge, with no IP configuration of its own.
+func (p Profile) PortSettings() nm.Settings {
+	v := dbus.MakeVariant
+	return nm.Settings{
+		"connection": {
+			"id":             v(p.ID + "-port"),
+			"uuid":           v(NameUUID(PortKey(p.Network))),
+			"type":           v("802-3-ethernet"),
+			"interface-name": v(p.Uplink),
+			"master":         v(p.Iface),
+			"slave-type":     v("bridge"),
+			"autoconnect":    v(p.Autoconnect),
+		},
+		"user": {"data": v(map[string]string{UserDataKey: PortKey(p.Network)})},
+	}
 }
 
 // Settings encodes the profile for NetworkManager's D-Bus API.

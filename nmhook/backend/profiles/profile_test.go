@@ -2,6 +2,7 @@ package profiles
 
 import (
 	"net/netip"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -31,7 +32,7 @@ func TestFromDefinition(t *testing.T) {
 <ip family='ipv6' address='fd00:1::1' prefix='64'/></network>`,
 		want: Profile{Network: "lab", ID: "vnetguard-lab", UUID: NameUUID("lab"), Iface: "br9",
 			STP: false, ForwardDelay: 0, IPv4Method: "shared", IPv4: []netip.Prefix{pp("10.1.2.1/24")},
-			IPv6Method: "shared", IPv6: []netip.Prefix{pp("fd00:1::1/64")}, DHCP: "shared",
+			IPv6Method: "shared", IPv6: []netip.Prefix{pp("fd00:1::1/64")}, DHCP: "shared", RA: "networkmanager",
 			Notes: []string{"NetworkManager 1.42 has no shared-dhcp-range: it leases 10.1.2.10-10.1.2.254"}},
 	}, {
 		name: "isolated IPv4 without DHCP, no IPv6, uuid and mtu given",
@@ -63,7 +64,7 @@ func TestFromDefinition(t *testing.T) {
 func TestFromDefinitionRefuses(t *testing.T) {
 	tests := []struct{ xml, want string }{
 		{`<network><name>a</name><ip address='10.0.0.1' prefix='24'/></network>`, "n.xml: <network> (line 1): vnetguard's own networks need <bridge"},
-		{`<network><name>a</name><forward mode='route'/><bridge name='b'/></network>`, "<forward> (line 1): forward mode \"route\" is not supported"},
+		{`<network><name>a</name><forward mode='private'/><bridge name='b'/></network>`, "forward mode \"private\""},
 		{`<network><name>a</name><bridge name='b'/><ip address='10.0.0.1' prefix='24'><dhcp><host mac='52:54:00:00:00:01' ip='10.0.0.5'/></dhcp></ip></network>`, "<host> (line 1): DHCP hosts need a dnsmasq"},
 		{`<network><name>a</name><bridge name='b'/><ip family='ipv6' address='fd00::1' prefix='56'/></network>`, "need a /64"},
 	}
@@ -124,5 +125,89 @@ func TestNameUUIDAndRange(t *testing.T) {
 		if got := SharedRange(netip.MustParsePrefix(p)); got != want {
 			t.Errorf("SharedRange(%s) = %s, want %s", p, got, want)
 		}
+	}
+}
+
+func TestForwardingSysctls(t *testing.T) {
+	tests := []struct {
+		xml  string
+		want []string
+	}{
+		{`<network><name>a</name><forward mode='route'/><bridge name='b'/><ip address='10.0.0.1' prefix='24'/></network>`, []string{"net/ipv4/ip_forward"}},
+		{`<network><name>a</name><forward mode='nat'/><bridge name='b'/><ip address='10.0.0.1' prefix='24'/><ip family='ipv6' address='fd00::1' prefix='64'/></network>`,
+			[]string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"}},
+		{`<network><name>a</name><bridge name='b'/><ip address='10.0.0.1' prefix='24'/></network>`, nil},
+	}
+	for _, tc := range tests {
+		if got := ForwardingSysctls(parse(t, tc.xml)); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.xml, got, tc.want)
+		}
+	}
+	dir := t.TempDir()
+	for _, k := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"} {
+		p := dir + "/" + k
+		if err := os.MkdirAll(p[:strings.LastIndex(p, "/")], 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(p, []byte("0\n"), 0o644)
+	}
+	if err := EnsureForwarding(parse(t, tests[0].xml), dir); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := os.ReadFile(dir + "/net/ipv4/ip_forward"); string(v) != "1\n" {
+		t.Errorf("ip_forward %q", v)
+	}
+	if v, _ := os.ReadFile(dir + "/net/ipv6/conf/all/forwarding"); string(v) != "0\n" {
+		t.Errorf("IPv6 forwarding touched for an IPv4 network: %q", v)
+	}
+}
+
+func TestFromDefinitionBridged(t *testing.T) {
+	p, err := FromDefinition(parse(t, `<network><name>lan</name><forward mode='bridge'><interface dev='enp3s0'/></forward></network>`), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Profile{Network: "lan", ID: "vnetguard-lan", UUID: NameUUID("lan"), Iface: "brenp3s0", Autoconnect: true,
+		IPv4Method: "auto", IPv6Method: "auto", DHCP: "upstream", Uplink: "enp3s0"}
+	if !reflect.DeepEqual(p, want) {
+		t.Fatalf("got  %+v\nwant %+v", p, want)
+	}
+	port := p.PortSettings()
+	if port["connection"]["master"].Value() != "brenp3s0" || port["connection"]["slave-type"].Value() != "bridge" ||
+		port["connection"]["interface-name"].Value() != "enp3s0" || OwnerOf(port) != "lan/port" {
+		t.Fatalf("port settings %v", port)
+	}
+	if _, ok := port["ipv4"]; ok {
+		t.Fatal("a port profile has IP settings")
+	}
+	if BridgedName("averyveryverylongname") != "braveryveryvery" {
+		t.Fatalf("BridgedName not cut to 15: %q", BridgedName("averyveryverylongname"))
+	}
+	if _, err := FromDefinition(parse(t, `<network><name>lan</name><forward mode='bridge'/></network>`), false); err == nil ||
+		!strings.Contains(err.Error(), "uplink") {
+		t.Fatalf("bridged without an uplink: %v", err)
+	}
+}
+
+func TestRadvd(t *testing.T) {
+	d := parse(t, `<network><name>r</name><forward mode='route'/><bridge name='br5'/>
+<ip family='ipv6' address='2001:db8:1::1' prefix='64'><radvd/></ip><ip address='10.0.0.1' prefix='24'/></network>`)
+	p, err := FromDefinition(d, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.IPv6Method != "manual" || p.RA != "radvd" {
+		t.Fatalf("profile %+v", p)
+	}
+	want := "# written by vnetguard for network r; rewritten on every change\ninterface br5 {\n\tAdvSendAdvert on;\n\tMinRtrAdvInterval 3;\n\tMaxRtrAdvInterval 10;\n\tprefix 2001:db8:1::/64 {\n\t\tAdvOnLink on;\n\t\tAdvAutonomous on;\n\t};\n};\n"
+	if got := string(RadvdConfig(d)); got != want {
+		t.Fatalf("config:\n%s\nwant\n%s", got, want)
+	}
+	iso := parse(t, `<network><name>i</name><bridge name='br6'/><ip family='ipv6' address='fd00::1' prefix='64'><radvd/></ip></network>`)
+	if !strings.Contains(string(RadvdConfig(iso)), "AdvDefaultLifetime 0;") {
+		t.Fatalf("an isolated network advertises a default route:\n%s", RadvdConfig(iso))
+	}
+	if RadvdConfig(parse(t, `<network><name>n</name><bridge name='br6'/><ip family='ipv6' address='fd00::1' prefix='64'/></network>`)) != nil {
+		t.Fatal("radvd config without <radvd/>")
 	}
 }
