@@ -151,6 +151,9 @@ func hook(env *runEnv, argv []string, getenv func(string) string) int {
 	if err != nil {
 		log.Error("resolve failed; nothing changed", "error", err)
 	}
+	ann := &announcer{log: log}
+	ann.announce(outcomes)
+	ann.close()
 	for _, oc := range outcomes {
 		log.Info("resolved", "network", oc.Network, "action", oc.Action, "moves", fmt.Sprint(oc.Moves), "note", oc.Note, "error", oc.Error)
 	}

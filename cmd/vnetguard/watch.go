@@ -122,6 +122,9 @@ when ready (after the first pass).`)
 	})
 	wake("start")
 
+	// Every action is announced on the system bus for notify-agent.
+	ann := &announcer{log: log}
+	defer ann.close()
 	ready := false
 	failing := false
 	pass := func(ctx context.Context, reason string) time.Duration {
@@ -160,6 +163,7 @@ when ready (after the first pass).`)
 			ready = true
 			log.Info("listening", "wake_socket", *socket)
 		}
+		ann.announce(outcomes)
 		log.Info("checked", "trigger", reason, "acted_on", len(outcomes), "took", time.Since(start).Round(time.Millisecond))
 		var again time.Duration
 		for _, oc := range outcomes {

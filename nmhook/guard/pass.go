@@ -29,6 +29,9 @@ type Outcome struct {
 	// Deferred: an unfinished change was left to the run holding the
 	// network's lock; it is still pending.
 	Deferred bool `json:"deferred,omitempty"`
+	// Repeat: a warning already given for the same cause (not logged or
+	// announced again).
+	Repeat bool `json:"repeat,omitempty"`
 }
 
 // snapshot is one consistent read of the backends and the host.
@@ -337,6 +340,7 @@ func (g *Guard) act(ctx context.Context, backend, name string, user *UserRenumbe
 	switch d.Action {
 	case decide.Warn:
 		if d.Repeat {
+			out.Repeat = true
 			return out
 		}
 		g.Log.Warn("virtual network clashes with the host; its policy is warn, nothing done",
