@@ -6,7 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
-	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -99,18 +99,23 @@ func linkNames() map[int]string {
 	return names
 }
 
-// nlSocket is a netlink multicast subscription read through Go's poller.
-// It is ours rather than nl.Subscribe's because nl.NetlinkSocket.Receive
-// allocates 64 KiB and a slice per message on every read, which an event
-// storm turns into most of the daemon's CPU; here one buffer is reused and
-// messages are walked in place.
+// nlSocket is a netlink multicast subscription read with plain blocking
+// reads on its reader's thread, a receive timeout letting it see the
+// context end. It is ours rather than nl.Subscribe's because
+// nl.NetlinkSocket.Receive allocates 64 KiB and a slice per message on
+// every read, and goes through Go's poller, which parks and wakes the
+// reader per message: in an event storm that was most of the daemon's CPU.
+// Here one buffer is reused and messages are walked in place.
 type nlSocket struct {
-	f  *os.File
-	rc syscall.RawConn
+	fd     int
+	closed atomic.Bool
 }
 
+// readTimeout bounds one blocking read, so that Close is seen soon.
+const readTimeout = 200 * time.Millisecond
+
 func subscribe(groups []uint, log *slog.Logger) (*nlSocket, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_ROUTE)
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, err
 	}
@@ -127,64 +132,41 @@ func subscribe(groups []uint, log *slog.Logger) (*nlSocket, error) {
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer); err != nil {
 		log.Debug("cannot enlarge the netlink receive buffer", "error", err)
 	}
-	f := os.NewFile(uintptr(fd), "netlink")
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
+	tv := unix.NsecToTimeval(readTimeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		unix.Close(fd)
 		return nil, err
 	}
-	return &nlSocket{f: f, rc: rc}, nil
+	return &nlSocket{fd: fd}, nil
 }
 
-func (s *nlSocket) Close() { s.f.Close() }
+// Close makes the reader stop at its next timeout; the reader closes the
+// descriptor (closing it under a blocked read would not wake that read).
+func (s *nlSocket) Close() { s.closed.Store(true) }
 
-// read reads one datagram of messages into buf. With wait it parks in the
-// poller until one comes; without, it returns 0, nil when none is queued.
-func (s *nlSocket) read(buf []byte, wait bool) (int, error) {
-	var n int
-	var rerr error
-	err := s.rc.Read(func(fd uintptr) bool {
-		n, _, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
-		return !wait || !errors.Is(rerr, unix.EAGAIN)
-	})
-	if err != nil {
-		return 0, err
-	}
-	if errors.Is(rerr, unix.EAGAIN) {
-		return 0, nil
-	}
-	if rerr == nil && n == 0 {
+// read reads one datagram of messages into buf, waiting for it; 0, nil on
+// a timeout.
+func (s *nlSocket) read(buf []byte) (int, error) {
+	if s.closed.Load() {
 		return 0, errors.New("netlink socket closed")
 	}
-	return n, rerr
+	n, _, err := unix.Recvfrom(s.fd, buf, 0)
+	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+		return 0, nil
+	}
+	return n, err
 }
-
-// stormBatch and stormPause: after a burst of more than stormBatch
-// datagrams read without waiting, the reader pauses, letting the kernel
-// queue more (the buffer holds seconds of a storm) so that the next burst
-// is read in one go; a goroutine woken per message costs more than the
-// message. A clashing address then waits at most stormPause more.
-const (
-	stormBatch = 32
-	stormPause = 2 * time.Millisecond
-)
 
 // receive reads the socket into one reused buffer and walks its messages
 // in place.
 func (w *watcher) receive(ctx context.Context, sock *nlSocket, events, urgent chan<- string, log *slog.Logger) {
 	buf := make([]byte, 1<<20)
-	burst := 0
+	defer unix.Close(sock.fd)
 	for ctx.Err() == nil {
-		n, err := sock.read(buf, false)
+		n, err := sock.read(buf)
 		if err == nil && n == 0 {
-			// Drained: pause after a storm's burst, else wait for more.
-			if burst > stormBatch {
-				sleep(ctx, stormPause)
-			}
-			burst = 0
-			n, err = sock.read(buf, true)
+			continue // a timeout: look at ctx again
 		}
-		burst++
 		if err != nil {
 			switch {
 			case errors.Is(err, unix.EINTR):
