@@ -98,3 +98,17 @@ func (s Intents) Keys(prefix string) ([]string, error) {
 	sort.Strings(keys)
 	return keys, nil
 }
+
+// Pending lists the networks of one backend with an intent, stored under
+// keys "BACKEND:NETWORK".
+func (s Intents) Pending(backend string) ([]string, error) {
+	keys, err := s.Keys(backend + ":")
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = strings.TrimPrefix(k, backend+":")
+	}
+	return names, nil
+}

@@ -113,3 +113,18 @@ func TestUpdateMemoryKeepsConcurrentUpdates(t *testing.T) {
 		}
 	}
 }
+
+func TestIntentsPendingByBackend(t *testing.T) {
+	s := Intents{Dir: filepath.Join(t.TempDir(), "intents")}
+	for _, k := range []string{"libvirt:default", "libvirt:a:b", "nm:lab"} {
+		if err := s.Put(k, testIntent{Network: k}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.Pending("libvirt"); err != nil || !slices.Equal(got, []string{"a:b", "default"}) {
+		t.Fatalf("libvirt: %v, %v", got, err)
+	}
+	if got, _ := s.Pending("nm"); !slices.Equal(got, []string{"lab"}) {
+		t.Fatalf("nm: %v", got)
+	}
+}

@@ -3,14 +3,10 @@
 package e2e
 
 import (
-	"bufio"
 	"net/netip"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/godbus/dbus/v5"
 
 	"github.com/vnetguard/vnetguard/scripts/labkit"
 )
@@ -20,43 +16,7 @@ import (
 // notification server) shows it in plain words.
 func TestDaemonActionReachesNotifyAgent(t *testing.T) {
 	labkit.Require(t)
-	sysAddr, sessAddr := privateBus(t), privateBus(t)
-	sess, err := dbus.Connect(sessAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	stub := &stubNotifications{calls: make(chan notification, 8)}
-	if err := sess.Export(stub, "/org/freedesktop/Notifications", "org.freedesktop.Notifications"); err != nil {
-		t.Fatal(err)
-	}
-	if r, err := sess.RequestName("org.freedesktop.Notifications", dbus.NameFlagDoNotQueue); err != nil || r != dbus.RequestNameReplyPrimaryOwner {
-		t.Fatalf("own org.freedesktop.Notifications: %v %v", r, err)
-	}
-	agent := exec.Command(vnetguardBin, "notify-agent")
-	agent.Env = []string{"DBUS_SYSTEM_BUS_ADDRESS=" + sysAddr, "DBUS_SESSION_BUS_ADDRESS=" + sessAddr, "PATH=/usr/bin:/bin"}
-	out, err := agent.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
-	listening := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if sc.Text() == "notify-agent: listening" {
-				listening <- true
-			}
-		}
-	}()
-	select {
-	case <-listening:
-	case <-time.After(10 * time.Second):
-		t.Fatal("agent not listening")
-	}
+	sysAddr, stub, _, _ := startNotifyAgent(t)
 
 	d := newDirs(t)
 	spec := netSpec{name: "nt", bridge: "vbr-nt", v4: "192.168.173", policy: "renumber"}

@@ -42,54 +42,7 @@ func (s *stubNotifications) GetServerInformation() (string, string, string, stri
 // bus into a Notify call in plain words, and its Details action into a
 // second one with the facts.
 func TestPkgNotifyAgent(t *testing.T) {
-	sysAddr, sessAddr := privateBus(t), privateBus(t)
-	sess, err := dbus.Connect(sessAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	stub := &stubNotifications{calls: make(chan notification, 8)}
-	if err := sess.Export(stub, "/org/freedesktop/Notifications", "org.freedesktop.Notifications"); err != nil {
-		t.Fatal(err)
-	}
-	if r, err := sess.RequestName("org.freedesktop.Notifications", dbus.NameFlagDoNotQueue); err != nil || r != dbus.RequestNameReplyPrimaryOwner {
-		t.Fatalf("own org.freedesktop.Notifications: %v %v", r, err)
-	}
-
-	agent := exec.Command(vnetguardBin, "notify-agent")
-	agent.Env = []string{"DBUS_SYSTEM_BUS_ADDRESS=" + sysAddr, "DBUS_SESSION_BUS_ADDRESS=" + sessAddr, "PATH=/usr/bin:/bin"}
-	out, err := agent.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	agent.Stderr = &stderr
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		agent.Process.Kill()
-		agent.Wait()
-		if stderr.Len() > 0 {
-			t.Logf("agent stderr: %s", stderr.String())
-		}
-	})
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	select {
-	case l := <-lines:
-		if l != "notify-agent: listening" {
-			t.Fatalf("agent said %q", l)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("agent not listening; stderr: %s", stderr.String())
-	}
+	sysAddr, stub, stderr, sess := startNotifyAgent(t)
 
 	sys, err := dbus.Connect(sysAddr)
 	if err != nil {
@@ -130,4 +83,61 @@ func TestPkgNotifyAgent(t *testing.T) {
 			t.Errorf("details %q lack %q", n.body, want)
 		}
 	}
+}
+
+// startNotifyAgent runs `vnetguard notify-agent` on a private system bus
+// and a private session bus where a stub serves org.freedesktop.Notifications,
+// and returns once it listens.
+func startNotifyAgent(t *testing.T) (sysAddr string, stub *stubNotifications, stderr *strings.Builder, sess *dbus.Conn) {
+	t.Helper()
+	sysAddr, sessAddr := privateBus(t), privateBus(t)
+	sess, err := dbus.Connect(sessAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sess.Close() })
+	stub = &stubNotifications{calls: make(chan notification, 8)}
+	if err := sess.Export(stub, "/org/freedesktop/Notifications", "org.freedesktop.Notifications"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := sess.RequestName("org.freedesktop.Notifications", dbus.NameFlagDoNotQueue); err != nil || r != dbus.RequestNameReplyPrimaryOwner {
+		t.Fatalf("own org.freedesktop.Notifications: %v %v", r, err)
+	}
+	agent := exec.Command(vnetguardBin, "notify-agent")
+	agent.Env = []string{"DBUS_SYSTEM_BUS_ADDRESS=" + sysAddr, "DBUS_SESSION_BUS_ADDRESS=" + sessAddr, "PATH=/usr/bin:/bin"}
+	out, err := agent.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr = &strings.Builder{}
+	agent.Stderr = stderr
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		agent.Process.Kill()
+		agent.Wait()
+		if stderr.Len() > 0 {
+			t.Logf("agent stderr: %s", stderr.String())
+		}
+	})
+	listening := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			select {
+			case listening <- sc.Text():
+			default:
+			}
+		}
+	}()
+	select {
+	case l := <-listening:
+		if l != "notify-agent: listening" {
+			t.Fatalf("agent said %q", l)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("agent not listening; stderr: %s", stderr.String())
+	}
+	return sysAddr, stub, stderr, sess
 }

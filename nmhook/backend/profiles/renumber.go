@@ -154,17 +154,7 @@ func (b *Backend) apply(ctx context.Context, c *nm.Client, name string, dev dbus
 }
 
 // Pending names the networks with a renumber left unfinished.
-func (b *Backend) Pending() ([]string, error) {
-	keys, err := b.Intents.Keys(Name + ":")
-	if err != nil {
-		return nil, err
-	}
-	names := make([]string, len(keys))
-	for i, k := range keys {
-		names[i] = k[len(Name)+1:]
-	}
-	return names, nil
-}
+func (b *Backend) Pending() ([]string, error) { return b.Intents.Pending(Name) }
 
 // Recover finishes or rolls back an unfinished renumber.
 func (b *Backend) Recover(ctx context.Context, name string) (string, error) {
