@@ -108,15 +108,10 @@ func (o *resolverOptions) context() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), o.timeout)
 }
 
-// textLog logs plain lines to a terminal or a file.
-func textLog(env *runEnv) *slog.Logger {
-	return slog.New(slog.NewTextHandler(env.stderr, nil))
-}
-
 // explainLibvirt adds a hint when libvirt is not there at all.
 func explainLibvirt(err error) error {
 	if errors.Is(err, rpc.ErrUnavailable) {
-		return fmt.Errorf("%w\n(is libvirtd, or virtnetworkd, running? nothing was changed)", err)
+		return fmt.Errorf("%w\n%s", err, libvirtHint)
 	}
 	return err
 }

@@ -165,7 +165,7 @@ func engineNetwork(d *netdef.Definition, live bool) (conflict.Network, error) {
 		Subnets: d.Network.Subnets(),
 	}
 	if live && n.Bridge != "" {
-		ports, err := hostview.BridgePorts(nil, n.Bridge)
+		ports, err := hostview.BridgePorts(n.Bridge)
 		if err != nil {
 			return n, fmt.Errorf("list ports of bridge %s: %w", n.Bridge, err)
 		}

@@ -32,15 +32,11 @@ func ReadWithPorts(keep func(netip.Prefix) bool) (conflict.HostView, map[string]
 	var view conflict.HostView
 	var ports map[string][]string
 	err := retryDump(func() error {
-		links, err := h.LinkList()
+		names, p, err := linkTable(h)
 		if err != nil {
-			return fmt.Errorf("list links: %w", err)
+			return err
 		}
-		names := make(map[int]string, len(links))
-		for _, l := range links {
-			names[l.Attrs().Index] = l.Attrs().Name
-		}
-		ports = portsOf(links, names)
+		ports = p
 		addrs, err := h.AddrList(nil, unix.AF_UNSPEC)
 		if err != nil {
 			return fmt.Errorf("list addresses: %w", err)
@@ -57,14 +53,24 @@ func ReadWithPorts(keep func(netip.Prefix) bool) (conflict.HostView, map[string]
 	return view, ports, err
 }
 
-func portsOf(links []netlink.Link, names map[int]string) map[string][]string {
+// linkTable dumps the links once: their names by index, and each
+// bridge's ports.
+func linkTable(h *netlink.Handle) (map[int]string, map[string][]string, error) {
+	links, err := h.LinkList()
+	if err != nil {
+		return nil, nil, fmt.Errorf("list links: %w", err)
+	}
+	names := make(map[int]string, len(links))
+	for _, l := range links {
+		names[l.Attrs().Index] = l.Attrs().Name
+	}
 	ports := map[string][]string{}
 	for _, l := range links {
 		if m := l.Attrs().MasterIndex; m != 0 {
 			ports[names[m]] = append(ports[names[m]], l.Attrs().Name)
 		}
 	}
-	return ports
+	return names, ports, nil
 }
 
 func retryDump(f func() error) error {
@@ -77,34 +83,23 @@ func retryDump(f func() error) error {
 	return fmt.Errorf("netlink dump kept being interrupted by changes: %w", err)
 }
 
+// Links returns the links' names by index and each bridge's ports, from
+// one link dump.
+func Links() (names map[int]string, ports map[string][]string, err error) {
+	h := &netlink.Handle{}
+	err = retryDump(func() error {
+		names, ports, err = linkTable(h)
+		return err
+	})
+	return names, ports, err
+}
+
 // BridgePorts lists the interfaces enslaved to bridge; a missing bridge has
 // no ports and is not an error (an inactive network has no bridge).
-func BridgePorts(h *netlink.Handle, bridge string) ([]string, error) {
+func BridgePorts(bridge string) ([]string, error) {
 	if bridge == "" {
 		return nil, nil
 	}
-	all, err := AllBridgePorts(h)
-	return all[bridge], err
-}
-
-// AllBridgePorts maps every bridge of the namespace to its ports, in one
-// link dump.
-func AllBridgePorts(h *netlink.Handle) (map[string][]string, error) {
-	if h == nil {
-		h = &netlink.Handle{}
-	}
-	var ports map[string][]string
-	err := retryDump(func() error {
-		links, err := h.LinkList()
-		if err != nil {
-			return fmt.Errorf("list links: %w", err)
-		}
-		names := make(map[int]string, len(links))
-		for _, l := range links {
-			names[l.Attrs().Index] = l.Attrs().Name
-		}
-		ports = portsOf(links, names)
-		return nil
-	})
-	return ports, err
+	_, ports, err := Links()
+	return ports[bridge], err
 }

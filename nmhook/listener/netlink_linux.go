@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/vnetguard/vnetguard/nmhook/hostview"
@@ -88,13 +87,9 @@ type watcher struct {
 }
 
 func linkNames() map[int]string {
-	names := map[int]string{}
-	links, err := netlink.LinkList()
+	names, _, err := hostview.Links()
 	if err != nil {
-		return names
-	}
-	for _, l := range links {
-		names[l.Attrs().Index] = l.Attrs().Name
+		return map[int]string{} // learnt from link messages as they come
 	}
 	return names
 }

@@ -31,34 +31,12 @@ func BenchmarkHookCost(b *testing.B) {
 	for i := 0; i < networks; i++ {
 		defineNetwork(b, netSpec{name: fmt.Sprintf("hc%02d", i), bridge: fmt.Sprintf("vbr-hc%02d", i), v4: fmt.Sprintf("10.77.%d", i), policy: "renumber"})
 	}
-	dir := b.TempDir()
-	hook := filepath.Join(dir, "90-vnetguard")
-	if err := os.Symlink(vnetguardBin, hook); err != nil {
-		b.Fatal(err)
-	}
-	noop := filepath.Join(dir, "noop")
-	os.WriteFile(filepath.Join(dir, "noop.go"), []byte("package main\nfunc main() {}\n"), 0o644)
-	labkit.Run(b, "go", "build", "-o", noop, filepath.Join(dir, "noop.go"))
-	_, self, _, _ := runtime.Caller(0)
-	python := filepath.Join(filepath.Dir(filepath.Dir(self)), "bench", "reference-hook.py")
+	hook, noop, python := hookContenders(b)
 	env := []string{"NM_DISPATCHER_ACTION=up", "DEVICE_IFACE=eth9", "DEVICE_IP_IFACE=eth9",
 		"IP4_NUM_ADDRESSES=1", "IP4_ADDRESS_0=172.31.9.5/24 172.31.9.1", "IP4_NUM_ROUTES=0"}
-	timeIt := func(argv ...string) []time.Duration {
-		var ds []time.Duration
-		for i := 0; i < runs; i++ {
-			cmd := exec.Command(argv[0], argv[1:]...)
-			cmd.Env = append(os.Environ(), env...)
-			start := time.Now()
-			if out, err := cmd.CombinedOutput(); err != nil {
-				b.Fatalf("%v: %v: %s", argv, err, out)
-			}
-			ds = append(ds, time.Since(start))
-		}
-		return ds
-	}
-	hookT := median(timeIt(hook, "eth9", "up"))
-	pyT := median(timeIt("/usr/bin/python3", python))
-	noopT := median(timeIt(noop))
+	hookT := medianWall(b, runs, env, hook, "eth9", "up")
+	pyT := medianWall(b, runs, env, "/usr/bin/python3", python)
+	noopT := medianWall(b, runs, env, noop)
 	b.ReportMetric(hookT.Seconds()*1000, "ms-hook")
 	b.ReportMetric(pyT.Seconds()*1000, "ms-python-ref")
 	b.ReportMetric(noopT.Seconds()*1000, "ms-noop-go")
@@ -144,29 +122,8 @@ func BenchmarkDaemonLatency(b *testing.B) {
 func BenchmarkHookCostScale(b *testing.B) {
 	labkit.Require(b)
 	dir := b.TempDir()
-	hook := filepath.Join(dir, "90-vnetguard")
-	if err := os.Symlink(vnetguardBin, hook); err != nil {
-		b.Fatal(err)
-	}
-	noop := filepath.Join(dir, "noop")
-	os.WriteFile(filepath.Join(dir, "noop.go"), []byte("package main\nfunc main() {}\n"), 0o644)
-	labkit.Run(b, "go", "build", "-o", noop, filepath.Join(dir, "noop.go"))
-	_, self, _, _ := runtime.Caller(0)
-	python := filepath.Join(filepath.Dir(filepath.Dir(self)), "bench", "reference-hook.py")
+	hook, noop, python := hookContenders(b)
 	env := []string{"NM_DISPATCHER_ACTION=up", "DEVICE_IFACE=eth9", "DEVICE_IP_IFACE=eth9"}
-	timeIt := func(runs int, argv ...string) time.Duration {
-		var ds []time.Duration
-		for range runs {
-			cmd := exec.Command(argv[0], argv[1:]...)
-			cmd.Env = append(os.Environ(), env...)
-			start := time.Now()
-			if out, err := cmd.CombinedOutput(); err != nil {
-				b.Fatalf("%v: %v: %s", argv, err, out)
-			}
-			ds = append(ds, time.Since(start))
-		}
-		return median(ds)
-	}
 	defined := 0
 	for _, n := range []int{5, 50, 500} {
 		for ; defined < n; defined++ {
@@ -182,10 +139,42 @@ func BenchmarkHookCostScale(b *testing.B) {
 		if n >= 500 {
 			runs = 5
 		}
-		h, py, no := timeIt(runs, hook, "eth9", "up"), timeIt(runs, "/usr/bin/python3", python), timeIt(runs, noop)
+		h, py, no := medianWall(b, runs, env, hook, "eth9", "up"), medianWall(b, runs, env, "/usr/bin/python3", python), medianWall(b, runs, env, noop)
 		b.Logf("%d networks: vnetguard hook %v, Python reference %v (%.1fx cheaper), do-nothing Go %v",
 			n, h.Round(10*time.Microsecond), py.Round(10*time.Microsecond), float64(py)/float64(h), no.Round(10*time.Microsecond))
 		b.ReportMetric(h.Seconds()*1000, fmt.Sprintf("ms-hook-%d", n))
 		b.ReportMetric(py.Seconds()*1000, fmt.Sprintf("ms-python-%d", n))
 	}
+}
+
+// hookContenders are what the hook-cost benchmarks time side by side:
+// vnetguard's hook (a 90-vnetguard link to the binary), a do-nothing Go
+// binary (the cost of any process start) and the Python reference hook.
+func hookContenders(b *testing.B) (hook, noop, python string) {
+	dir := b.TempDir()
+	hook = filepath.Join(dir, "90-vnetguard")
+	if err := os.Symlink(vnetguardBin, hook); err != nil {
+		b.Fatal(err)
+	}
+	noop = filepath.Join(dir, "noop")
+	os.WriteFile(filepath.Join(dir, "noop.go"), []byte("package main\nfunc main() {}\n"), 0o644)
+	labkit.Run(b, "go", "build", "-o", noop, filepath.Join(dir, "noop.go"))
+	_, self, _, _ := runtime.Caller(0)
+	python = filepath.Join(filepath.Dir(filepath.Dir(self)), "bench", "reference-hook.py")
+	return hook, noop, python
+}
+
+// medianWall is the median wall time of runs runs of argv with env added.
+func medianWall(b *testing.B, runs int, env []string, argv ...string) time.Duration {
+	var ds []time.Duration
+	for range runs {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = append(os.Environ(), env...)
+		start := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%v: %v: %s", argv, err, out)
+		}
+		ds = append(ds, time.Since(start))
+	}
+	return median(ds)
 }

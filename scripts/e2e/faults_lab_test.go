@@ -54,7 +54,7 @@ func (c coherence) check(t *testing.T) (netip.Prefix, string) {
 		return live, "persistent definition changed"
 	}
 	if got := portUUIDs(t, c.network); !slices.Equal(got, c.ports) {
-		return live, "ports differ: " + stringsJoin(got)
+		return live, "ports differ: " + strings.Join(got, ",")
 	}
 	for _, tap := range c.taps {
 		if m := master(tap); m != c.bridge {
@@ -68,24 +68,13 @@ func (c coherence) check(t *testing.T) (netip.Prefix, string) {
 		}
 	}
 	if left := intentsLeft(); len(left) > 0 {
-		return live, "intent left: " + stringsJoin(left)
+		return live, "intent left: " + strings.Join(left, ",")
 	}
 	b, err := os.ReadFile(filepath.Join(c.d.cache, "memory.json"))
 	if err == nil && !json.Valid(b) {
 		return live, "memory.json is not valid JSON"
 	}
 	return live, ""
-}
-
-func stringsJoin(s []string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += ","
-		}
-		out += x
-	}
-	return out
 }
 
 func killRuns() int {
@@ -231,7 +220,7 @@ func TestHookHandsOverWhenLibvirtdFreezes(t *testing.T) {
 	thaw()
 	eventually(t, 90*time.Second, "network fz to run again with no intent left", func() bool {
 		out, err := labkit.Try("virsh", "-q", "net-info", "fz")
-		return err == nil && isActiveInfo(out) && len(intentsLeft()) == 0
+		return err == nil && labkit.NetworkActive(out) && len(intentsLeft()) == 0
 	})
 	d := newDirs(t)
 	if live := liveSubnet(t, d, "fz", true); live.Overlaps(netip.MustParsePrefix("192.168.168.0/24")) {
@@ -239,16 +228,3 @@ func TestHookHandsOverWhenLibvirtdFreezes(t *testing.T) {
 	}
 	t.Logf("hook returned after %v", took.Round(time.Millisecond))
 }
-
-func isActiveInfo(info string) bool {
-	for _, line := range splitLines(info) {
-		f := fields(line)
-		if len(f) == 2 && f[0] == "Active:" {
-			return f[1] == "yes"
-		}
-	}
-	return false
-}
-
-func splitLines(s string) []string { return strings.Split(s, "\n") }
-func fields(s string) []string     { return strings.Fields(s) }

@@ -140,7 +140,14 @@ type networkStatus struct {
 
 func status(t testing.TB, d dirs, name string) networkStatus {
 	t.Helper()
-	r := vnetguard(t, nil, d.flags("status", "--json")...)
+	return statusOf(t, nil, d.flags("status", "--json"), name)
+}
+
+// statusOf runs `vnetguard ARGS` (a status --json) with env and returns
+// the named network's entry.
+func statusOf(t testing.TB, env, args []string, name string) networkStatus {
+	t.Helper()
+	r := vnetguard(t, env, args...)
 	if r.code == 2 {
 		t.Fatalf("status failed: %s", r.stderr)
 	}

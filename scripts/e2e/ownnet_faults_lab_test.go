@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -22,21 +21,7 @@ import (
 // status reads a network of vnetguard's own from `vnetguard status`.
 func (o ownNet) status(t *testing.T, name string) networkStatus {
 	t.Helper()
-	r := vnetguard(t, o.env(), o.d.flags("status", "--json", "--lock-dir", o.run)...)
-	if r.code == 2 {
-		t.Fatalf("status failed: %s", r.stderr)
-	}
-	var all []networkStatus
-	if err := json.Unmarshal([]byte(r.stdout), &all); err != nil {
-		t.Fatalf("status --json: %v\n%s", err, r.stdout)
-	}
-	for _, s := range all {
-		if s.Name == name {
-			return s
-		}
-	}
-	t.Fatalf("network %s not in status: %s", name, r.stdout)
-	return networkStatus{}
+	return statusOf(t, o.env(), o.d.flags("status", "--json", "--lock-dir", o.run), name)
 }
 
 // bridgeV4 is the bridge's IPv4 subnet as the kernel shows it.

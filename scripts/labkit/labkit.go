@@ -217,13 +217,14 @@ func DefaultNetwork(t testing.TB) {
 		Run(t, "virsh", "net-define", filepath.Join(scriptsDir(), "lab.d", "default.xml"))
 		t.Cleanup(func() { Try("virsh", "net-undefine", "default") })
 		fallthrough
-	case !isActive(info):
+	case !NetworkActive(info):
 		Run(t, "virsh", "net-start", "default")
 		t.Cleanup(func() { Try("virsh", "net-destroy", "default") })
 	}
 }
 
-func isActive(netInfo string) bool {
+// NetworkActive reads "virsh net-info" output: is the network running?
+func NetworkActive(netInfo string) bool {
 	for _, line := range strings.Split(netInfo, "\n") {
 		f := strings.Fields(line)
 		if len(f) == 2 && f[0] == "Active:" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,7 +64,7 @@ func (b *Backend) Renumber(ctx context.Context, n backend.Network, newXML []byte
 		return fmt.Errorf("read the guests of network %s: %w (nothing done)", n.Name, err)
 	}
 	if br := n.Live.Network.BridgeName(); br != "" {
-		if in.Taps, err = hostview.BridgePorts(nil, br); err != nil {
+		if in.Taps, err = hostview.BridgePorts(br); err != nil {
 			return fmt.Errorf("list the ports of bridge %s: %w (nothing done)", br, err)
 		}
 	}
@@ -194,34 +195,34 @@ func (b *Backend) complete(ctx context.Context, in *intent) (step, string, error
 		switch st {
 		case stepFinish:
 			if err := b.reattach(ctx, in, true, &notes); err != nil {
-				return st, join(notes), fmt.Errorf("network %s runs, but its guests are not all re-attached: %w (will retry)", in.Network, err)
+				return st, strings.Join(notes, "; "), fmt.Errorf("network %s runs, but its guests are not all re-attached: %w (will retry)", in.Network, err)
 			}
 			if in.Target == "old" {
 				notes = append(notes, "back on its old subnets")
 			} else {
 				notes = append(notes, "running on its new subnets")
 			}
-			return st, join(notes), b.Intents.Delete(key)
+			return st, strings.Join(notes, "; "), b.Intents.Delete(key)
 		case stepAbandon:
 			// Killed before the network was stopped (or libvirtd started
 			// it again from its definition): it runs where it was, with
 			// its guests. The next pass decides afresh.
 			if err := b.reattach(ctx, in, false, &notes); err != nil {
-				return st, join(notes), fmt.Errorf("network %s: %w (will retry)", in.Network, err)
+				return st, strings.Join(notes, "; "), fmt.Errorf("network %s: %w (will retry)", in.Network, err)
 			}
 			notes = append(notes, "interrupted before the network was stopped; it stays on its old subnets")
-			return st, join(notes), b.Intents.Delete(key)
+			return st, strings.Join(notes, "; "), b.Intents.Delete(key)
 		case stepLeave:
 			// Someone else started it meanwhile (on its defined subnets,
 			// say): leave the addressing, but bring the guests back.
 			if err := b.reattach(ctx, in, true, &notes); err != nil {
-				return st, join(notes), fmt.Errorf("network %s: %w (will retry)", in.Network, err)
+				return st, strings.Join(notes, "; "), fmt.Errorf("network %s: %w (will retry)", in.Network, err)
 			}
 			notes = append(notes, "the network was started by someone else meanwhile; its subnets are left as they are")
-			return st, join(notes), b.Intents.Delete(key)
+			return st, strings.Join(notes, "; "), b.Intents.Delete(key)
 		case stepStart:
 			if attempt > 3 {
-				return st, join(notes), fmt.Errorf("network %s did not stay running (will retry)", in.Network)
+				return st, strings.Join(notes, "; "), fmt.Errorf("network %s did not stay running (will retry)", in.Network)
 			}
 			xml := in.NewXML
 			if in.Target == "old" {
@@ -246,7 +247,7 @@ func (b *Backend) complete(ctx context.Context, in *intent) (step, string, error
 			if !rpc.Refused(err) {
 				// No answer: it may have started. Observe on the next run
 				// rather than guess.
-				return st, join(notes), fmt.Errorf("network %s: starting it: %w (will retry)", in.Network, err)
+				return st, strings.Join(notes, "; "), fmt.Errorf("network %s: starting it: %w (will retry)", in.Network, err)
 			}
 			// libvirt refused. Try the other side once in this run: the
 			// old subnets when the new ones fail (dnsmasq, a firewall),
@@ -259,7 +260,7 @@ func (b *Backend) complete(ctx context.Context, in *intent) (step, string, error
 			notes = append(notes, fmt.Sprintf("starting it on its %s subnets failed (%v)", from, err))
 			b.Log.Warn("starting the network failed; trying its other subnets", "network", in.Network, "failed", from, "error", err)
 			if perr := b.Intents.Put(key, in); perr != nil {
-				return st, join(notes), perr
+				return st, strings.Join(notes, "; "), perr
 			}
 			if refusals > 1 {
 				// A failed create drops the definition: put it back
@@ -269,7 +270,7 @@ func (b *Backend) complete(ctx context.Context, in *intent) (step, string, error
 						notes = append(notes, derr.Error())
 					}
 				}
-				return st, join(notes), fmt.Errorf("network %s could start on neither its new nor its old subnets (will retry)", in.Network)
+				return st, strings.Join(notes, "; "), fmt.Errorf("network %s could start on neither its new nor its old subnets (will retry)", in.Network)
 			}
 		}
 	}
@@ -432,15 +433,4 @@ func bridgeOf(xml string) string {
 		return ""
 	}
 	return d.Network.BridgeName()
-}
-
-func join(notes []string) string {
-	s := ""
-	for i, n := range notes {
-		if i > 0 {
-			s += "; "
-		}
-		s += n
-	}
-	return s
 }

@@ -118,6 +118,20 @@ type profileRef struct {
 	Active *nm.ActiveConnection // nil when not active
 }
 
+// connect dials NetworkManager (once per backend) and lists vnetguard's
+// profiles by network name.
+func (b *Backend) connect(ctx context.Context) (*nm.Client, map[string]profileRef, error) {
+	c, err := b.nm()
+	if err != nil {
+		return nil, nil, err
+	}
+	refs, err := b.profiles(ctx, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, refs, nil
+}
+
 // profiles maps network names to their profiles.
 func (b *Backend) profiles(ctx context.Context, c *nm.Client) (map[string]profileRef, error) {
 	paths, err := c.Connections(ctx)
@@ -248,11 +262,7 @@ func (b *Backend) Define(ctx context.Context, d *netdef.Definition) error {
 	}
 	name := d.Network.Name
 	p, _ := FromDefinition(d, b.Store.Autostart(name))
-	c, err := b.nm()
-	if err != nil {
-		return err
-	}
-	refs, err := b.profiles(ctx, c)
+	c, refs, err := b.connect(ctx)
 	if err != nil {
 		return err
 	}
@@ -281,11 +291,7 @@ func (b *Backend) Start(ctx context.Context, name string) error {
 		return err
 	}
 	p, _ := FromDefinition(d, b.Store.Autostart(name))
-	c, err := b.nm()
-	if err != nil {
-		return err
-	}
-	refs, err := b.profiles(ctx, c)
+	c, refs, err := b.connect(ctx)
 	if err != nil {
 		return err
 	}
@@ -365,11 +371,7 @@ func (b *Backend) waitActive(ctx context.Context, c *nm.Client, active dbus.Obje
 // Stop deactivates a running network (NetworkManager deletes its bridge)
 // and removes what vnetguard added beside the profile.
 func (b *Backend) Stop(ctx context.Context, name string) error {
-	c, err := b.nm()
-	if err != nil {
-		return err
-	}
-	refs, err := b.profiles(ctx, c)
+	c, refs, err := b.connect(ctx)
 	if err != nil {
 		return err
 	}
@@ -423,11 +425,7 @@ func (b *Backend) Undefine(ctx context.Context, name string) error {
 	if err := b.Stop(ctx, name); err != nil {
 		return err
 	}
-	c, err := b.nm()
-	if err != nil {
-		return err
-	}
-	refs, err := b.profiles(ctx, c)
+	c, refs, err := b.connect(ctx)
 	if err != nil {
 		return err
 	}
@@ -450,11 +448,7 @@ func (b *Backend) SetAutostart(ctx context.Context, name string, on bool) error 
 	if err := b.Store.SetAutostart(name, on); err != nil {
 		return err
 	}
-	c, err := b.nm()
-	if err != nil {
-		return err
-	}
-	refs, err := b.profiles(ctx, c)
+	c, refs, err := b.connect(ctx)
 	if err != nil {
 		return err
 	}

@@ -68,7 +68,7 @@ func (b *Backend) Renumber(ctx context.Context, n backend.Network, newXML []byte
 	if err != nil || !ok {
 		return fmt.Errorf("network %s: NetworkManager has no device %s (%v) (nothing done)", n.Name, br, err)
 	}
-	ports, err := hostview.BridgePorts(nil, br)
+	ports, err := hostview.BridgePorts(br)
 	if err != nil {
 		return fmt.Errorf("list the ports of bridge %s: %w (nothing done)", br, err)
 	}
