@@ -26,7 +26,20 @@
 #                                  wait until the guest has an address in PREFIX
 #   lab_guest_del NAME
 #
-# Environment: LAB_DHCP_CLIENT=dhcpcd (default) or dhclient. dhcpcd watches
+#   lab_private PATH...            succeed only when every PATH (or, for one
+#                                  that does not exist, its nearest existing
+#                                  parent) lies on a mount the lab made: an
+#                                  overlay lab-* whose upper layer is in the
+#                                  lab's /run, or a tmpfs lab-*; name the
+#                                  first that does not otherwise
+#   lab_dpkg_install DEB...        dpkg -i the packages, in a lab started with
+#                                  --dpkg only, and only after lab_private
+#                                  holds for every path in them and every
+#                                  directory dpkg and maintainer scripts
+#                                  write; refuses (status 3) otherwise
+#
+# Environment: LAB_GUEST_MAC sets the next guest's MAC address.
+# LAB_DHCP_CLIENT=dhcpcd (default) or dhclient. dhcpcd watches
 # the carrier and asks for a lease again when the link comes back (as when a
 # bridge port is re-plugged); ISC dhclient does not, it only renews at T1.
 # The guest's interface is named after the guest, not eth0: the DHCP
@@ -106,7 +119,8 @@ lab_guest() {
 	: >"/etc/netns/$name/resolv.conf"
 	ip netns add "$name"
 	# The host end is named vg-NAME (the bridge port); the guest end NAME.
-	ip link add "vg-$name" type veth peer name "$name" netns "$name"
+	# LAB_GUEST_MAC: the guest's MAC address (for a DHCP host entry).
+	ip link add "vg-$name" type veth peer name "$name" ${LAB_GUEST_MAC:+address "$LAB_GUEST_MAC"} netns "$name"
 	ip link set "vg-$name" master "$bridge" up
 	ip -n "$name" link set lo up
 	# SLAAC from router advertisements (accept_ra=2: even if forwarding were
@@ -203,4 +217,70 @@ lab_guest_wait_lease() {
 	PY
 	echo "lab-lib: guest $name got no address in $prefix within ${secs}s (has: $(lab_guest_addr "$name" 4) $(lab_guest_addr "$name" 6))" >&2
 	return 1
+}
+
+# lab_private PATH...: see the top of this file. Every mount scripts/lab
+# makes is named lab-*; the real host has none of that name, and a mount of
+# the host's seen inside the lab (its / above all) has another.
+lab_private() {
+	_lab_inside || return 1
+	local p q line src fstype opts upper
+	for p in "$@"; do
+		# A link is written where it is, not where it points.
+		q=$p
+		[ -L "$q" ] && q=$(dirname "$q")
+		while [ ! -e "$q" ] && [ "$q" != / ]; do
+			q=$(dirname "$q")
+		done
+		line=$(findmnt -n -o SOURCE,FSTYPE,OPTIONS --target "$q") || {
+			echo "lab-lib: $p: findmnt failed" >&2
+			return 1
+		}
+		read -r src fstype opts <<<"$line"
+		case $src/$fstype in
+		lab-*/tmpfs) continue ;;
+		lab-*/overlay)
+			upper=$(tr , '\n' <<<"$opts" | sed -n 's/^upperdir=//p')
+			case $upper in
+			/run/lab/*)
+				line=$(findmnt -n -o SOURCE,FSTYPE --target "$upper")
+				[ "$line" = "lab-run tmpfs" ] && continue
+				echo "lab-lib: $p: the overlay's upper layer $upper is on '$line', not the lab's /run" >&2
+				return 1
+				;;
+			esac
+			;;
+		esac
+		echo "lab-lib: $p is on $src ($fstype, $(findmnt -n -o TARGET --target "$q")), not a mount of the lab's own" >&2
+		return 1
+	done
+}
+
+# The directories dpkg itself and the maintainer scripts it runs write:
+# its database and log, deb-systemd-helper's state and unit links,
+# debconf's database, triggers' caches (man-db's /var/cache/man). All of
+# /etc, /usr and /var is checked, and with them every path a package holds.
+_lab_dpkg_dirs=(/var/lib/dpkg /var/log/dpkg.log /var/lib/systemd /var/cache /var/lib /var/backups /var /etc /etc/systemd/system /usr)
+
+lab_dpkg_install() {
+	_lab_inside || return 1
+	if [ "${LAB_DPKG:-0}" != 1 ]; then
+		echo "lab-lib: refusing dpkg -i: this lab's package database is the host's, read-only (start it with scripts/lab run --dpkg)" >&2
+		return 3
+	fi
+	local deb list paths=()
+	for deb in "$@"; do
+		# Every path the package holds, as dpkg will write it.
+		list=$(dpkg-deb --fsys-tarfile "$deb" | tar -t) && [ -n "$list" ] || {
+			echo "lab-lib: cannot read $deb" >&2
+			return 3
+		}
+		mapfile -t -O ${#paths[@]} paths < <(sed -e 's|^\./|/|' -e 's|/$||' -e '/^$/d' <<<"$list")
+	done
+	if ! lab_private "${_lab_dpkg_dirs[@]}" "${paths[@]}"; then
+		echo "lab-lib: refusing dpkg -i: it would write outside the lab's private mounts" >&2
+		return 3
+	fi
+	echo "lab-lib: ${#paths[@]} package paths and ${_lab_dpkg_dirs[*]} are on the lab's own mounts: dpkg -i $*" >&2
+	DEBIAN_FRONTEND=noninteractive dpkg -i "$@"
 }

@@ -40,9 +40,16 @@ func networksDir() string {
 // newProfiles makes the backend of vnetguard's own networks, with its
 // firewall.
 func newProfiles(dir, runDir string, env *runEnv, cmd string) *profiles.Backend {
-	b := profiles.New(dir, runDir, cliLog(env, cmd))
+	return profilesBackend(dir, runDir, cliLog(env, cmd))
+}
+
+// profilesBackend is the backend of vnetguard's own networks with what it
+// runs beside the profiles: its nftables table, radvds and dnsmasqs.
+func profilesBackend(dir, runDir string, log *slog.Logger) *profiles.Backend {
+	b := profiles.New(dir, runDir, log)
 	b.Firewall = firewall.Table{}
 	b.RA = profiles.Radvd{Dir: filepath.Join(runDir, "radvd")}
+	b.DHCP = profiles.Dnsmasq{Dir: filepath.Join(runDir, "dnsmasq")}
 	return b
 }
 
@@ -222,8 +229,5 @@ func ownNetworks(runDir string, log *slog.Logger) (backend.Backend, bool) {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return nil, false
 	}
-	b := profiles.New(dir, runDir, log)
-	b.Firewall = firewall.Table{}
-	b.RA = profiles.Radvd{Dir: filepath.Join(runDir, "radvd")}
-	return b, true
+	return profilesBackend(dir, runDir, log), true
 }

@@ -39,8 +39,8 @@ func seenFrom(t *testing.T, up *labkit.Uplink, addr netip.Addr) func() int {
 // A routed network (<forward mode='route'/>) forwards its subnets both
 // ways without NAT: a guest reaches an upstream router that has a route
 // back to the network, over IPv4 and IPv6, and upstream sees the guest's
-// own addresses (NetworkManager's shared-mode masquerade is kept off);
-// upstream reaches the guest over IPv6 unasked; forwarding is on.
+// own addresses; upstream reaches the guest unasked over both families
+// (DHCPv4 comes from vnetguard's dnsmasq); forwarding is on.
 func TestOwnNetRouted(t *testing.T) {
 	labkit.Require(t)
 	o := newOwnNet(t)
@@ -61,7 +61,7 @@ func TestOwnNetRouted(t *testing.T) {
 
 	o.net(t, "start", name)
 	t.Cleanup(func() { vnetguard(t, o.env(), "net", "stop", name, "--lock-dir", o.run) })
-	if l := o.list(t); len(l) != 1 || l[0].Mode != "route" || !l[0].Active {
+	if l := o.list(t); len(l) != 1 || l[0].Mode != "route" || !l[0].Active || l[0].DHCP != "dnsmasq" {
 		t.Fatalf("net list: %+v", l)
 	}
 	for _, k := range []string{"ipv4/ip_forward", "ipv6/conf/all/forwarding"} {
@@ -90,12 +90,11 @@ func TestOwnNetRouted(t *testing.T) {
 		} else {
 			t.Logf("upstream %s saw %d echo request(s) from the guest's own %s", tc.upstream, n, tc.guest)
 		}
-		// NetworkManager's shared-mode table (DHCPv4) rejects IPv4
-		// connections opened from outside; IPv6 has no such table.
-		if tc.guest.Is6() {
-			if _, err := labkit.Try("ip", "netns", "exec", up.Router, "ping", "-c", "1", "-W", "2", tc.guest.String()); err != nil {
-				t.Fatalf("upstream cannot reach the guest at %s: %v", tc.guest, err)
-			}
+		// DHCPv4 comes from vnetguard's dnsmasq, not NetworkManager's
+		// shared mode (whose table would reject connections opened from
+		// outside): upstream reaches the guest over both families.
+		if _, err := labkit.Try("ip", "netns", "exec", up.Router, "ping", "-c", "1", "-W", "2", tc.guest.String()); err != nil {
+			t.Fatalf("upstream cannot reach the guest at %s: %v", tc.guest, err)
 		}
 	}
 	rules := labkit.Run(t, "nft", "list", "table", "inet", "vnetguard")

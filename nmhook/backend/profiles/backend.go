@@ -49,6 +49,12 @@ type RA interface {
 	Kick(nets []*netdef.Definition)
 }
 
+// DHCP keeps vnetguard's dnsmasq for the running networks whose DHCP
+// NetworkManager's shared mode cannot serve (Dnsmasq).
+type DHCP interface {
+	Sync(nets []*netdef.Definition) error
+}
+
 // Backend implements backend.Backend for vnetguard's own networks.
 type Backend struct {
 	Store    Store
@@ -58,6 +64,9 @@ type Backend struct {
 	// RA runs the router advertisement daemons of networks that ask for
 	// <radvd/>; nil: none.
 	RA RA
+	// DHCP runs the dnsmasqs of networks that need one of vnetguard's
+	// own; nil: none.
+	DHCP DHCP
 	// Dial connects to NetworkManager (nm.Dial); ErrUnavailable when it is
 	// not running.
 	Dial func() (*nm.Client, error)
@@ -186,14 +195,40 @@ func (b *Backend) Networks(ctx context.Context, full bool) ([]backend.Network, e
 		return nil, err
 	}
 	out := make([]backend.Network, 0, len(names))
+	anyActive := false
 	for _, name := range names {
 		n := b.network(name, refs[name])
 		if n.Active && n.Live != nil {
 			b.reassertForwarding(n)
+			anyActive = true
 		}
 		out = append(out, n)
 	}
+	if anyActive {
+		b.superviseDaemons()
+	}
 	return out, nil
+}
+
+// superviseDaemons starts again, with a warning, a dnsmasq or radvd of a
+// running network that died: every pass of the guard (and net list)
+// looks. A daemon that is running on its current configuration is left
+// alone.
+func (b *Backend) superviseDaemons() {
+	nets, err := b.running()
+	if err != nil {
+		return
+	}
+	if b.DHCP != nil {
+		if err := b.DHCP.Sync(nets); err != nil {
+			b.Log.Warn("vnetguard's dnsmasq cannot be kept running", "backend", Name, "error", err)
+		}
+	}
+	if b.RA != nil {
+		if err := b.RA.Sync(nets); err != nil {
+			b.Log.Warn("vnetguard's radvd cannot be kept running", "backend", Name, "error", err)
+		}
+	}
 }
 
 // reassertForwarding turns forwarding on again, with a warning, for a
@@ -329,6 +364,11 @@ func (b *Backend) Start(ctx context.Context, name string) error {
 		b.Store.RemoveLive(name)
 		b.syncFirewall()
 		return fmt.Errorf("start network %s: %w", name, err)
+	}
+	// The bridge exists now: its dnsmasq can bind to it alone, and the
+	// radvds re-read it.
+	if err := b.syncFirewall(); err != nil {
+		return fmt.Errorf("network %s started, but: %w", name, err)
 	}
 	b.kickRA()
 	return nil
@@ -497,9 +537,9 @@ func (b *Backend) running() ([]*netdef.Definition, error) {
 }
 
 // syncFirewall brings what vnetguard adds beside the profiles in line with
-// the running networks: the firewall, then the radvds.
+// the running networks: the firewall, then the dnsmasqs and radvds.
 func (b *Backend) syncFirewall() error {
-	if b.Firewall == nil && b.RA == nil {
+	if b.Firewall == nil && b.RA == nil && b.DHCP == nil {
 		return nil
 	}
 	nets, err := b.running()
@@ -508,6 +548,11 @@ func (b *Backend) syncFirewall() error {
 	}
 	if b.Firewall != nil {
 		if err := b.Firewall.Sync(nets); err != nil {
+			return err
+		}
+	}
+	if b.DHCP != nil {
+		if err := b.DHCP.Sync(nets); err != nil {
 			return err
 		}
 	}
@@ -536,8 +581,8 @@ type Info struct {
 	Mode      string         `json:"mode"`
 	Subnets   []netip.Prefix `json:"subnets,omitempty"`
 	Profile   string         `json:"profile,omitempty"` // its NetworkManager profile's UUID
-	DHCP      string         `json:"dhcp,omitempty"`    // shared (NetworkManager's dnsmasq), upstream (bridged) or none
-	RA        string         `json:"ra,omitempty"`      // networkmanager, radvd, or none
+	DHCP      string         `json:"dhcp,omitempty"`    // shared (NetworkManager's dnsmasq), dnsmasq (vnetguard's), upstream (bridged) or none
+	RA        string         `json:"ra,omitempty"`      // networkmanager, radvd, dnsmasq, or none
 	Notes     []string       `json:"notes,omitempty"`
 	Error     string         `json:"error,omitempty"`
 }

@@ -34,13 +34,15 @@ type Profile struct {
 	IPv4         []netip.Prefix
 	IPv6Method   string // shared, manual or disabled
 	IPv6         []netip.Prefix
-	// DHCP says how DHCPv4 is served: "shared" (NetworkManager's dnsmasq),
-	// or "none".
+	// DHCP says who serves DHCP: "shared" (NetworkManager's dnsmasq, for
+	// one IPv4 range), "dnsmasq" (vnetguard's own, for what shared mode
+	// cannot do: see ownDHCPReason), "upstream" (bridged) or "none".
 	DHCP string
 	// Notes say where the profile gives less than the definition asks.
 	Notes []string
 	// RA says who sends router advertisements: "networkmanager" (shared
-	// mode), "radvd" (vnetguard's, for <radvd/>) or "" (none).
+	// mode), "radvd" (vnetguard's, for <radvd/>), "dnsmasq" (vnetguard's,
+	// with the managed flag DHCPv6 needs) or "" (none).
 	RA string
 	// Uplink is the interface a bridged network (<forward mode='bridge'>
 	// with <interface dev=...>) takes over as the bridge's port; "" for
@@ -131,58 +133,53 @@ func FromDefinition(d *netdef.Definition, autostart bool) (Profile, error) {
 	if n.MAC != nil {
 		p.MAC = n.MAC.Address
 	}
-	var dhcp4 bool
+	own, err := ownDHCPReason(d)
+	if err != nil {
+		return Profile{}, err
+	}
+	var dhcp4, dhcp6 bool
 	for i, ip := range n.IPs {
-		elem := fmt.Sprintf("network/ip[%d]", i)
 		pre, err := ip.Subnet()
 		if err != nil {
-			return fail(elem, "%v", err)
+			return fail(fmt.Sprintf("network/ip[%d]", i), "%v", err)
 		}
 		if pre.Addr().Is4() {
 			p.IPv4 = append(p.IPv4, pre)
 		} else {
 			p.IPv6 = append(p.IPv6, pre)
 		}
-		if ip.DHCP == nil {
-			continue
-		}
-		if len(ip.DHCP.Hosts) > 0 {
-			return fail(elem+"/dhcp[0]/host[0]", "DHCP hosts need a dnsmasq of vnetguard's own, which is not built yet")
-		}
-		if pre.Addr().Is6() {
-			return fail(elem+"/dhcp[0]", "DHCPv6 needs a dnsmasq of vnetguard's own, which is not built yet")
-		}
-		if len(ip.DHCP.Ranges) > 1 {
-			return fail(elem+"/dhcp[0]/range[1]", "several DHCP ranges need a dnsmasq of vnetguard's own, which is not built yet")
-		}
-		if dhcp4 {
-			return fail(elem+"/dhcp[0]", "DHCP on a second IPv4 address needs a dnsmasq of vnetguard's own, which is not built yet")
-		}
-		dhcp4 = true
-		if len(ip.DHCP.Ranges) == 1 {
-			p.Notes = append(p.Notes, fmt.Sprintf("NetworkManager 1.42 has no shared-dhcp-range: it leases %s", SharedRange(pre)))
+		if ip.DHCP != nil {
+			dhcp4 = dhcp4 || pre.Addr().Is4()
+			dhcp6 = dhcp6 || pre.Addr().Is6()
 		}
 	}
 	switch {
 	case len(p.IPv4) == 0:
 		p.IPv4Method = "disabled"
+	case own != "":
+		// vnetguard's dnsmasq serves DHCP (and DNS); vnetguard's table
+		// masquerades a nat network.
+		p.IPv4Method = "manual"
 	case dhcp4:
 		// NetworkManager runs dnsmasq (DHCP, DNS) and, for every shared
-		// network, masquerades; an isolated one gets vnetguard's drop, a
-		// routed one vnetguard's identity SNAT (firewall.SNATSelf).
+		// network, masquerades; an isolated one gets vnetguard's drop.
 		p.IPv4Method, p.DHCP = "shared", "shared"
 		// Shared mode serves the first address: put the DHCP one first.
 		for _, ip := range n.IPs {
 			if ip.DHCP != nil {
 				pre, _ := ip.Subnet()
 				p.IPv4 = moveFirst(p.IPv4, pre)
+				if len(ip.DHCP.Ranges) == 1 {
+					p.Notes = append(p.Notes, fmt.Sprintf("NetworkManager 1.42 has no shared-dhcp-range: it leases %s", SharedRange(pre)))
+				}
 			}
 		}
 	default:
 		p.IPv4Method = "manual"
 	}
-	if (mode == "route" || mode == "open") && p.IPv4Method == "shared" {
-		p.Notes = append(p.Notes, mode+" mode with DHCPv4 uses NetworkManager's shared mode, whose own table rejects IPv4 connections opened from outside towards the network (replies and the guests' own connections pass, unmasqueraded); without <dhcp> the network is fully routed")
+	if own != "" {
+		p.DHCP = "dnsmasq"
+		p.Notes = append(p.Notes, "DHCP and DNS from vnetguard's own dnsmasq: "+own)
 	}
 	switch {
 	case len(p.IPv6) == 0:
@@ -195,12 +192,20 @@ func FromDefinition(d *netdef.Definition, autostart bool) (Profile, error) {
 			}
 		}
 		// NetworkManager sends router advertisements for the prefix,
-		// unless <radvd/> asks for vnetguard's radvd.
+		// unless <radvd/> asks for vnetguard's radvd, or DHCPv6 needs
+		// the managed flag, which vnetguard's dnsmasq sets.
 		p.IPv6Method, p.RA = "shared", "networkmanager"
-		for _, ip := range n.IPs {
-			if HasRadvd(ip) {
-				p.IPv6Method, p.RA = "manual", "radvd"
+		for i, ip := range n.IPs {
+			if !HasRadvd(ip) {
+				continue
 			}
+			if dhcp6 {
+				return fail(fmt.Sprintf("network/ip[%d]", i), "<radvd/> and DHCPv6 on one network: vnetguard's dnsmasq sends the router advertisements DHCPv6 needs; drop <radvd/>")
+			}
+			p.IPv6Method, p.RA = "manual", "radvd"
+		}
+		if dhcp6 {
+			p.IPv6Method, p.RA = "manual", "dnsmasq"
 		}
 	}
 	return p, nil

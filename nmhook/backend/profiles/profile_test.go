@@ -47,6 +47,22 @@ func TestFromDefinition(t *testing.T) {
 <ip address='10.1.5.1' prefix='24'><dhcp/></ip></network>`,
 		want: Profile{Network: "two", ID: "vnetguard-two", UUID: NameUUID("two"), Iface: "br7", STP: true, ForwardDelay: -1,
 			IPv4Method: "shared", IPv4: []netip.Prefix{pp("10.1.5.1/24"), pp("10.1.4.1/24")}, IPv6Method: "disabled", DHCP: "shared"},
+	}, {
+		name: "DHCP hosts and DHCPv6: vnetguard's dnsmasq, which also sends the RAs",
+		xml: `<network><name>own</name><forward mode='nat'/><bridge name='br6' stp='off'/>
+<ip address='10.1.6.1' prefix='24'><dhcp><range start='10.1.6.100' end='10.1.6.199'/><host mac='52:54:00:00:00:01' ip='10.1.6.5'/></dhcp></ip>
+<ip family='ipv6' address='fd00:6::1' prefix='64'><dhcp><range start='fd00:6::100' end='fd00:6::1ff'/></dhcp></ip></network>`,
+		want: Profile{Network: "own", ID: "vnetguard-own", UUID: NameUUID("own"), Iface: "br6", ForwardDelay: -1,
+			IPv4Method: "manual", IPv4: []netip.Prefix{pp("10.1.6.1/24")}, IPv6Method: "manual", IPv6: []netip.Prefix{pp("fd00:6::1/64")},
+			DHCP: "dnsmasq", RA: "dnsmasq", Notes: []string{"DHCP and DNS from vnetguard's own dnsmasq: DHCP hosts, DHCPv6"}},
+	}, {
+		name: "routed DHCPv4: vnetguard's dnsmasq, NetworkManager's RAs",
+		xml: `<network><name>rt</name><forward mode='route'/><bridge name='br5'/>
+<ip address='10.1.7.1' prefix='24'><dhcp><range start='10.1.7.100' end='10.1.7.199'/></dhcp></ip>
+<ip family='ipv6' address='fd00:7::1' prefix='64'/></network>`,
+		want: Profile{Network: "rt", ID: "vnetguard-rt", UUID: NameUUID("rt"), Iface: "br5", STP: true, ForwardDelay: -1,
+			IPv4Method: "manual", IPv4: []netip.Prefix{pp("10.1.7.1/24")}, IPv6Method: "shared", IPv6: []netip.Prefix{pp("fd00:7::1/64")},
+			DHCP: "dnsmasq", RA: "networkmanager", Notes: []string{"DHCP and DNS from vnetguard's own dnsmasq: a routed network's DHCP (shared mode would block connections from outside)"}},
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,7 +81,8 @@ func TestFromDefinitionRefuses(t *testing.T) {
 	tests := []struct{ xml, want string }{
 		{`<network><name>a</name><ip address='10.0.0.1' prefix='24'/></network>`, "n.xml: <network> (line 1): vnetguard's own networks need <bridge"},
 		{`<network><name>a</name><forward mode='private'/><bridge name='b'/></network>`, "forward mode \"private\""},
-		{`<network><name>a</name><bridge name='b'/><ip address='10.0.0.1' prefix='24'><dhcp><host mac='52:54:00:00:00:01' ip='10.0.0.5'/></dhcp></ip></network>`, "<host> (line 1): DHCP hosts need a dnsmasq"},
+		{`<network><name>a</name><bridge name='b'/><dns><txt name='x' value='y'/></dns></network>`, "<txt> (line 1): DNS TXT records are not supported"},
+		{`<network><name>a</name><bridge name='b'/><ip family='ipv6' address='fd00::1' prefix='64'><radvd/><dhcp><range start='fd00::10' end='fd00::20'/></dhcp></ip></network>`, "<radvd/> and DHCPv6 on one network"},
 		{`<network><name>a</name><bridge name='b'/><ip family='ipv6' address='fd00::1' prefix='56'/></network>`, "need a /64"},
 	}
 	for _, tc := range tests {

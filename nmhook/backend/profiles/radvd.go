@@ -2,20 +2,12 @@ package profiles
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/vnetguard/vnetguard/netdef"
-	"github.com/vnetguard/vnetguard/nmhook/state"
 )
 
 // HasRadvd tells whether an <ip> carries the <radvd/> marker: its router
@@ -69,27 +61,20 @@ type Radvd struct {
 	Path string // the radvd binary; "" means /usr/sbin/radvd
 }
 
-func (r Radvd) files(name string) (conf, pid, log string) {
-	base := filepath.Join(r.Dir, name)
-	return base + ".conf", base + ".pid", base + ".log"
-}
-
-// running returns the pid of the network's radvd, 0 when none runs.
-func (r Radvd) running(name string) int {
-	_, pidFile, _ := r.files(name)
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		return 0
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0
-	}
-	cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !bytes.Contains(cmd, []byte("radvd")) {
-		return 0
-	}
-	return pid
+func (r Radvd) sidecar() sidecar {
+	return sidecar{dir: r.Dir, hupReloads: true, start: func(name, conf, pid, log string) error {
+		bin := r.Path
+		if bin == "" {
+			bin = "/usr/sbin/radvd"
+		}
+		// radvd checks its configuration first, exits non-zero on an
+		// error, and forks into the background.
+		out, err := exec.Command(bin, "-C", conf, "-p", pid, "-m", "logfile", "-l", log).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("start radvd for network %s: %w: %s", name, err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}}
 }
 
 // Sync makes the radvds match nets: a new configuration is written and
@@ -103,81 +88,15 @@ func (r Radvd) Sync(nets []*netdef.Definition) error {
 			want[d.Network.Name] = c
 		}
 	}
-	var errs []error
-	if len(want) > 0 {
-		if err := state.EnsurePrivateDir(r.Dir); err != nil {
-			return err
-		}
-	}
-	for name, conf := range want {
-		errs = append(errs, r.ensure(name, conf))
-	}
-	ents, err := os.ReadDir(r.Dir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		errs = append(errs, err)
-	}
-	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), ".conf")
-		if !ok || want[name] != nil {
-			continue
-		}
-		errs = append(errs, r.stop(name))
-	}
-	return errors.Join(errs...)
+	return r.sidecar().sync(want)
 }
 
 // Kick sends SIGHUP to every running radvd: an interface appeared or
 // changed, and radvd re-reads its configuration and the interface.
 func (r Radvd) Kick(nets []*netdef.Definition) {
-	for _, d := range nets {
-		if pid := r.running(d.Network.Name); pid > 0 {
-			syscall.Kill(pid, syscall.SIGHUP)
-		}
+	names := make([]string, len(nets))
+	for i, d := range nets {
+		names[i] = d.Network.Name
 	}
-}
-
-func (r Radvd) ensure(name string, conf []byte) error {
-	confFile, pidFile, logFile := r.files(name)
-	old, _ := os.ReadFile(confFile)
-	pid := r.running(name)
-	if pid > 0 && bytes.Equal(old, conf) {
-		return nil
-	}
-	if err := state.WriteFileAtomic(confFile, conf, 0o600); err != nil {
-		return err
-	}
-	if pid > 0 {
-		if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
-			return fmt.Errorf("radvd of network %s: %w", name, err)
-		}
-		return nil
-	}
-	bin := r.Path
-	if bin == "" {
-		bin = "/usr/sbin/radvd"
-	}
-	// radvd forks into the background (and outlives this run); it checks
-	// its configuration first and exits non-zero on an error.
-	out, err := exec.Command(bin, "-C", confFile, "-p", pidFile, "-m", "logfile", "-l", logFile).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("start radvd for network %s: %w: %s", name, err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
-
-func (r Radvd) stop(name string) error {
-	confFile, pidFile, logFile := r.files(name)
-	if pid := r.running(name); pid > 0 {
-		syscall.Kill(pid, syscall.SIGTERM)
-		for i := 0; i < 100 && r.running(name) > 0; i++ {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	var errs []error
-	for _, f := range []string{confFile, pidFile, logFile} {
-		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	r.sidecar().kick(names)
 }
