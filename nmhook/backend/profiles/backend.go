@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -358,7 +359,14 @@ func (b *Backend) Start(ctx context.Context, name string) error {
 	if p.Uplink != "" {
 		err = b.startBridged(ctx, c, p, r.Path)
 	} else if active, err = c.Activate(ctx, r.Path); err == nil {
-		err = b.waitActive(ctx, c, active)
+		if err = b.waitActiveOr(ctx, c, active, waitingForPorts(p)); err != nil {
+			// Not left activating behind a failed start.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			if c.Deactivate(cctx, active) == nil {
+				b.waitGone(cctx, c, active)
+			}
+			cancel()
+		}
 	}
 	if err != nil {
 		b.Store.RemoveLive(name)
@@ -374,7 +382,40 @@ func (b *Backend) Start(ctx context.Context, name string) error {
 	return nil
 }
 
+// waitingForPorts tells, for a network without IPv4, whether its bridge
+// is as far as it gets before a port is plugged in: NetworkManager keeps
+// activating a bridge until its IPv6 addresses leave the tentative state,
+// and the kernel runs duplicate address detection only once the bridge
+// has a carrier, that is a port. The addresses are on the bridge, the
+// network is usable, and NetworkManager finishes when the first guest
+// plugs in. nil for every other network: they activate without ports.
+func waitingForPorts(p Profile) func() bool {
+	if p.IPv4Method != "disabled" || len(p.IPv6) == 0 {
+		return nil
+	}
+	return func() bool {
+		have, err := bridgeSubnets(p.Iface)
+		if err != nil {
+			return false
+		}
+		for _, want := range p.IPv6 {
+			if !slices.Contains(have, want.Masked()) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// waitActive waits until NetworkManager reports the activation done.
 func (b *Backend) waitActive(ctx context.Context, c *nm.Client, active dbus.ObjectPath) error {
+	return b.waitActiveOr(ctx, c, active, nil)
+}
+
+// waitActiveOr is waitActive that also stops waiting, while NetworkManager
+// is still activating, once enough() (when not nil) says the network is as
+// far as it gets for now.
+func (b *Backend) waitActiveOr(ctx context.Context, c *nm.Client, active dbus.ObjectPath, enough func() bool) error {
 	timeout := b.ActivateTimeout
 	if timeout == 0 {
 		timeout = 30 * time.Second
@@ -389,7 +430,7 @@ func (b *Backend) waitActive(ctx context.Context, c *nm.Client, active dbus.Obje
 		for _, a := range acts {
 			if a.Path == active {
 				found = true
-				if a.State == 2 {
+				if a.State == 2 || a.State == 1 && enough != nil && enough() {
 					return nil
 				}
 			}
