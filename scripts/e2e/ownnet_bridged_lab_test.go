@@ -3,11 +3,15 @@
 package e2e
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,30 +30,10 @@ func globalAddrs(dev string) string {
 // address and accept_ra=0; net stop gives the uplink its own profile back.
 func TestOwnNetBridged(t *testing.T) {
 	labkit.Require(t)
-	o := newOwnNet(t)
+	o := bridgedLab(t)
 	const name, upName, br = "ownbridged", "upbr", "brupbr"
-	up := labkit.NewUplink(t, upName, "10.249.0.1/24")
-	up.Exec(t, "ip", "addr", "add", "fd45::1/64", "dev", up.Router, "nodad")
-	dir := t.TempDir()
-	dm := exec.Command("ip", "netns", "exec", up.Router, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--port=0",
-		"--interface="+up.Router, "--bind-interfaces", "--dhcp-range=10.249.0.100,10.249.0.200,255.255.255.0,1h",
-		"--dhcp-range=fd45::,ra-only,64,1h", "--enable-ra", "--dhcp-leasefile="+filepath.Join(dir, "leases"),
-		"--pid-file="+filepath.Join(dir, "pid"), "--log-facility="+filepath.Join(dir, "log"))
-	if err := dm.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dm.Process.Kill(); dm.Wait() })
-	up.NMStatic(t, "10.249.0.2/24")
 	upstream := netip.MustParseAddr("10.249.0.1")
 	lan4, lan6 := netip.MustParsePrefix("10.249.0.0/24"), netip.MustParsePrefix("fd45::/64")
-
-	o.define(t, name, `<network>
-  <name>ownbridged</name>
-  <forward mode='bridge'>
-    <interface dev='upbr'/>
-  </forward>
-</network>
-`)
 	t0 := time.Now()
 	o.net(t, "start", name)
 	t.Logf("net start took %v", time.Since(t0))
@@ -105,4 +89,87 @@ func TestOwnNetBridged(t *testing.T) {
 	if got := vnetguardProfiles(t); len(got) != 1 {
 		t.Fatalf("profiles after stop (the bridge's only): %v", got)
 	}
+}
+
+// bridgedLab makes an uplink "upbr" to an upstream namespace that runs DHCP
+// (10.249.0.0/24) and router advertisements (fd45::/64), gives the uplink a
+// NetworkManager profile of its own (10.249.0.2/24), and defines the
+// bridged network "ownbridged" over it.
+func bridgedLab(t *testing.T) ownNet {
+	o := newOwnNet(t)
+	up := labkit.NewUplink(t, "upbr", "10.249.0.1/24")
+	up.Exec(t, "ip", "addr", "add", "fd45::1/64", "dev", up.Router, "nodad")
+	dir := t.TempDir()
+	dm := exec.Command("ip", "netns", "exec", up.Router, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--port=0",
+		"--interface="+up.Router, "--bind-interfaces", "--dhcp-range=10.249.0.100,10.249.0.200,255.255.255.0,1h",
+		"--dhcp-range=fd45::,ra-only,64,1h", "--enable-ra", "--dhcp-leasefile="+filepath.Join(dir, "leases"),
+		"--pid-file="+filepath.Join(dir, "pid"), "--log-facility="+filepath.Join(dir, "log"))
+	if err := dm.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dm.Process.Kill(); dm.Wait() })
+	up.NMStatic(t, "10.249.0.2/24")
+	o.define(t, "ownbridged", `<network>
+  <name>ownbridged</name>
+  <forward mode='bridge'>
+    <interface dev='upbr'/>
+  </forward>
+</network>
+`)
+	return o
+}
+
+// kill -9 of `net start` of a bridged network at random points, then one
+// pass (net list): the network either runs whole (the uplink a port of the
+// bridge with accept_ra=0, the host's address on the bridge) or is stopped
+// with the uplink on its own profile and address, never in between; net
+// stop then always gives the uplink back.
+func TestOwnNetBridgedKillNine(t *testing.T) {
+	labkit.Require(t)
+	o := bridgedLab(t)
+	const name, upName, br = "ownbridged", "upbr", "brupbr"
+	runs := 8
+	if v, err := strconv.Atoi(os.Getenv("VNETGUARD_FAULT_RUNS")); err == nil && v > 0 {
+		runs = v
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
+	ownProfile := func() bool {
+		act, _ := labkit.Try("nmcli", "-g", "GENERAL.CONNECTION", "device", "show", upName)
+		return strings.TrimSpace(act) == upName && strings.Contains(globalAddrs(upName), "10.249.0.2/24")
+	}
+	var outcomes []string
+	for i := range runs {
+		// Spread over the start, denser early where its steps are (the
+		// rest is waiting for DHCP), with some jitter.
+		delay := time.Duration(i*i*2500/(runs*runs)+rng.IntN(50)) * time.Millisecond
+		cmd := exec.Command(vnetguardBin, "net", "start", name, "--lock-dir", o.run)
+		cmd.Env = append(os.Environ(), o.env()...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		o.list(t) // a pass: finishes or undoes the start
+		var outcome string
+		labkit.Eventually(t, 30*time.Second, fmt.Sprintf("run %d (kill after %v): a whole bridged network or the uplink on its own profile", i, delay), func() bool {
+			l := o.list(t)
+			link, _ := labkit.Try("ip", "-o", "link", "show", "dev", upName)
+			ra, _ := os.ReadFile("/proc/sys/net/ipv6/conf/" + upName + "/accept_ra")
+			switch {
+			case l[0].Active && strings.Contains(link, "master "+br) && strings.TrimSpace(string(ra)) == "0" &&
+				strings.Contains(globalAddrs(br), "10.249.0.") && globalAddrs(upName) == "":
+				outcome = "running"
+			case !l[0].Active && !linkExists(br) && ownProfile() && len(vnetguardProfiles(t)) == 1:
+				outcome = "stopped"
+			default:
+				return false
+			}
+			return true
+		})
+		outcomes = append(outcomes, fmt.Sprintf("%v:%s", delay.Round(time.Millisecond), outcome))
+		o.net(t, "stop", name)
+		labkit.Eventually(t, 20*time.Second, "the uplink's own profile back after net stop", ownProfile)
+	}
+	t.Logf("kill point : outcome after the next pass: %v", outcomes)
 }

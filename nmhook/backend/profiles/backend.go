@@ -68,6 +68,10 @@ type Backend struct {
 	// DHCP runs the dnsmasqs of networks that need one of vnetguard's
 	// own; nil: none.
 	DHCP DHCP
+	// LockDir holds the per-network locks every vnetguard run shares
+	// (state.Lock); the repair of a bridged network skips one that is
+	// locked. "": no locking (tests).
+	LockDir string
 	// Dial connects to NetworkManager (nm.Dial); ErrUnavailable when it is
 	// not running.
 	Dial func() (*nm.Client, error)
@@ -89,6 +93,7 @@ func New(dir, runDir string, log *slog.Logger) *Backend {
 	return &Backend{
 		Store:   Store{Dir: dir, LiveDir: runDir + "/networks"},
 		Intents: state.Intents{Dir: runDir + "/intents"},
+		LockDir: runDir,
 		Log:     log,
 		Dial:    nm.Dial,
 	}
@@ -192,6 +197,11 @@ func (b *Backend) Networks(ctx context.Context, full bool) ([]backend.Network, e
 		if refs, err = b.profiles(ctx, c); err != nil {
 			return nil, err
 		}
+		if b.repairBridgedAll(ctx, c, names) {
+			if refs, err = b.profiles(ctx, c); err != nil {
+				return nil, err
+			}
+		}
 	} else if !errors.Is(err, nm.ErrUnavailable) {
 		return nil, err
 	}
@@ -209,6 +219,19 @@ func (b *Backend) Networks(ctx context.Context, full bool) ([]backend.Network, e
 		b.superviseDaemons()
 	}
 	return out, nil
+}
+
+// repairBridgedAll repairs the bridged networks that run (repairBridged);
+// true when there were any.
+func (b *Backend) repairBridgedAll(ctx context.Context, c *nm.Client, names []string) bool {
+	any := false
+	for _, name := range names {
+		if d, err := b.Store.Live(name); err == nil && d != nil && d.Network.ForwardMode() == "bridge" {
+			b.repairBridged(ctx, c, name)
+			any = true
+		}
+	}
+	return any
 }
 
 // superviseDaemons starts again, with a warning, a dnsmasq or radvd of a

@@ -79,12 +79,7 @@ func (b *Backend) startBridged(ctx context.Context, c *nm.Client, p Profile, bri
 	if err != nil {
 		return err
 	}
-	// A bridge port must not autoconfigure itself.
-	dir := b.SysctlDir
-	if dir == "" {
-		dir = "/proc/sys"
-	}
-	if err := os.WriteFile(filepath.Join(dir, "net/ipv6/conf", p.Uplink, "accept_ra"), []byte("0\n"), 0o644); err != nil {
+	if err := b.quietPort(p.Uplink); err != nil {
 		return fmt.Errorf("accept_ra=0 on the uplink %s: %w", p.Uplink, err)
 	}
 	return nil
@@ -122,4 +117,87 @@ func (b *Backend) stopBridged(ctx context.Context, c *nm.Client, name string, re
 		}
 	}
 	return os.Remove(b.Store.uplinkPath(name))
+}
+
+// repairBridged makes a bridged network whose live XML says it runs whole
+// again, for what an interrupted `net start` (kill -9 between its steps)
+// or someone else may leave: a bridge profile that is not active is undone
+// (the port profile goes, the uplink gets its own profile back, the
+// network is reported stopped), a bridge whose uplink is not its port gets
+// the port activated, and the uplink port's accept_ra is set to 0 again.
+// Every pass does it, unless another vnetguard run holds the network (a
+// start or stop under way).
+func (b *Backend) repairBridged(ctx context.Context, c *nm.Client, name string) {
+	if b.LockDir != "" {
+		busy, cancel := context.WithCancel(ctx)
+		cancel() // one try, no wait
+		unlock, err := state.Lock(busy, b.LockDir, Name+"-"+name)
+		if err != nil {
+			return
+		}
+		defer unlock()
+	}
+	live, err := b.Store.Live(name)
+	if err != nil || live == nil {
+		return
+	}
+	p, err := FromDefinition(live, b.Store.Autostart(name))
+	if err != nil || p.Uplink == "" {
+		return
+	}
+	refs, err := b.profiles(ctx, c)
+	if err != nil {
+		return
+	}
+	log := b.Log.With("network", name, "backend", Name, "uplink", p.Uplink)
+	if r := refs[name]; r.Active == nil {
+		if err := b.stopBridged(ctx, c, name, refs); err != nil {
+			log.Warn("a bridged network's bridge is down and its uplink cannot get its own profile back", "error", err)
+			return
+		}
+		b.Store.RemoveLive(name)
+		log.Warn("a bridged network's bridge was down (an interrupted start?): the uplink has its own profile back and the network is stopped")
+		return
+	}
+	dev, ok, err := c.DeviceByIface(ctx, p.Uplink)
+	if err != nil || !ok {
+		return
+	}
+	port, hasPort := refs[PortKey(name)]
+	onUplink := false
+	if hasPort {
+		if conn, err := c.DeviceActiveProfile(dev); err == nil {
+			onUplink = conn == port.Path
+		}
+	}
+	if !onUplink {
+		if !hasPort {
+			if port.Path, err = c.AddConnection2(ctx, p.PortSettings(), nm.InMemory); err != nil {
+				log.Warn("a bridged network's uplink is not its port, and the port profile cannot be made", "error", err)
+				return
+			}
+		}
+		if _, err := c.ActivateOn(ctx, port.Path, dev); err != nil {
+			log.Warn("a bridged network's uplink is not its port, and cannot be made one", "error", err)
+			return
+		}
+		log.Warn("a bridged network's uplink was not its port (an interrupted start?): made its port again")
+	}
+	if err := b.quietPort(p.Uplink); err != nil {
+		log.Warn("accept_ra=0 on the uplink port", "error", err)
+	}
+}
+
+// quietPort sets accept_ra=0 on a bridge port (a port must not
+// autoconfigure itself), writing only when it is not 0 already.
+func (b *Backend) quietPort(uplink string) error {
+	dir := b.SysctlDir
+	if dir == "" {
+		dir = "/proc/sys"
+	}
+	f := filepath.Join(dir, "net/ipv6/conf", uplink, "accept_ra")
+	if v, err := os.ReadFile(f); err == nil && strings.TrimSpace(string(v)) == "0" {
+		return nil
+	}
+	return os.WriteFile(f, []byte("0\n"), 0o644)
 }

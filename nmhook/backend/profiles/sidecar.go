@@ -54,6 +54,11 @@ func (s sidecar) running(name string) int {
 		return 0
 	}
 	cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	for i := 0; i < 3 && err == nil && len(cmd) == 0; i++ {
+		// Empty while the process is in the middle of an exec.
+		time.Sleep(5 * time.Millisecond)
+		cmd, err = os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	}
 	if err != nil || !bytes.Contains(cmd, []byte(conf)) {
 		return 0
 	}
