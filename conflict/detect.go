@@ -15,6 +15,34 @@ type Network struct {
 	Bridge  string         // its bridge interface: what is on it is its own
 	Ports   []string       // interfaces enslaved to the bridge: also its own
 	Subnets []netip.Prefix // masked (Check masks them anyway)
+	// Shared are subnets the network shares on purpose with a host
+	// interface (a proxy-NDP network's /64 with its uplink): what is on
+	// that interface inside that subnet is no clash.
+	Shared []Shared
+}
+
+// Shared is a subnet a network shares with a host interface.
+type Shared struct {
+	Iface  string
+	Subnet netip.Prefix
+}
+
+// Owns reports whether an address or route host on interface iface is
+// the network's own rather than a clash: on its bridge or a port, or
+// inside a subnet it shares with iface.
+func (n *Network) Owns(iface string, host netip.Prefix) bool {
+	return n.own(iface) || n.shares(iface, host)
+}
+
+// shares reports whether an entry on iface with prefix host lies inside a
+// subnet the network shares with iface.
+func (n *Network) shares(iface string, host netip.Prefix) bool {
+	for _, s := range n.Shared {
+		if s.Iface == iface && iface != "" && s.Subnet.Bits() <= host.Bits() && s.Subnet.Contains(host.Addr()) {
+			return true
+		}
+	}
+	return false
 }
 
 // Conflict is one explainable clash.
@@ -46,7 +74,8 @@ type dedupKey struct {
 // Check returns the clashes of one network with the host: every indexed
 // address or route, in any table, whose prefix overlaps one of the
 // network's subnets either way round, except those on the network's own
-// bridge and ports. The result is sorted (see CompareConflicts) and nil
+// bridge and ports and those inside a subnet it shares with their
+// interface. The result is sorted (see CompareConflicts) and nil
 // when nothing clashes. A nil Index is an empty host.
 func (ix *Index) Check(n Network) []Conflict {
 	if ix == nil {
@@ -57,7 +86,7 @@ func (ix *Index) Check(n Network) []Conflict {
 	visit := func(subnet netip.Prefix, head int32) {
 		for i := head; i >= 0; i = ix.entries[i].next {
 			e := &ix.entries[i]
-			if n.own(e.iface) {
+			if n.Owns(e.iface, e.host) {
 				continue
 			}
 			k := dedupKey{subnet, e.host, e.kind, e.iface, e.table}

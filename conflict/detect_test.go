@@ -54,6 +54,16 @@ func TestCheckRules(t *testing.T) {
 		{"disjoint is no clash", HostView{Addresses: []HostAddress{{Prefix: pfx("192.168.123.5/24"), Interface: "eth0"}}}, net122, 0, false, ""},
 		{"ipv6 covering route", HostView{Routes: []HostRoute{{Dst: pfx("fd00::/8"), Interface: "wg0", Table: 51820}}}, Network{Name: "v6", Subnets: []netip.Prefix{pfx("fd12:3456:789a:1::/64")}}, 1, false, "lies inside route fd00::/8"},
 		{"ipv6 link-local route skipped", HostView{Routes: []HostRoute{{Dst: pfx("fe80::/64"), Interface: "eth0", Table: 254}}}, Network{Name: "v6", Subnets: []netip.Prefix{pfx("fe80::/10")}}, 0, false, ""},
+		{"proxy NDP: the uplink's address and on-link route inside the shared /64 are no clash",
+			HostView{Addresses: []HostAddress{{Prefix: pfx("2001:db8:1::10/64"), Interface: "eth0", Scope: "global"}},
+				Routes: []HostRoute{{Dst: pfx("2001:db8:1::/64"), Interface: "eth0", Table: 254}, {Dst: pfx("2001:db8:1::10/128"), Type: "local", Interface: "eth0", Table: 255}}},
+			Network{Name: "pub", Bridge: "vbr", Subnets: []netip.Prefix{pfx("2001:db8:1::/64")}, Shared: []Shared{{Iface: "eth0", Subnet: pfx("2001:db8:1::/64")}}}, 0, false, ""},
+		{"proxy NDP: the shared /64 on another interface still clashes",
+			HostView{Routes: []HostRoute{{Dst: pfx("2001:db8:1::/64"), Interface: "wg0", Table: 254}}},
+			Network{Name: "pub", Bridge: "vbr", Subnets: []netip.Prefix{pfx("2001:db8:1::/64")}, Shared: []Shared{{Iface: "eth0", Subnet: pfx("2001:db8:1::/64")}}}, 1, false, "wg0"},
+		{"proxy NDP: a wider route on the uplink is not inside the shared /64",
+			HostView{Routes: []HostRoute{{Dst: pfx("2001:db8::/32"), Interface: "eth0", Table: 254}}},
+			Network{Name: "pub", Bridge: "vbr", Subnets: []netip.Prefix{pfx("2001:db8:1::/64")}, Shared: []Shared{{Iface: "eth0", Subnet: pfx("2001:db8:1::/64")}}}, 1, false, "2001:db8::/32"},
 		{"one conflict per host entry", HostView{Addresses: []HostAddress{{Prefix: pfx("192.168.122.57/24"), Interface: "wlan0"}, {Prefix: pfx("192.168.122.57/24"), Interface: "wlan0"}}}, net122, 1, false, ""},
 	}
 	for _, c := range cases {

@@ -47,6 +47,8 @@ type Network struct {
 type Metadata struct {
 	Inner    string          `xml:",innerxml"`
 	Policies []PolicyElement `xml:"urn:x-vnetguard:policy:1 policy"`
+	// ProxyNDP holds <vnetguard:proxy-ndp/> (see Network.ProxyNDP).
+	ProxyNDP []struct{} `xml:"urn:x-vnetguard:policy:1 proxy-ndp"`
 }
 
 // PolicyElement is <vnetguard:policy on-conflict="..."/>.

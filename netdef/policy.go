@@ -1,5 +1,7 @@
 package netdef
 
+import "net/netip"
+
 // OnConflict is what vnetguard does when a network clashes with the host.
 type OnConflict string
 
@@ -33,3 +35,23 @@ func (n *Network) Policy() (OnConflict, bool) {
 
 // Policy is d.Network.Policy(), kept for callers that hold a Definition.
 func (d *Definition) Policy() (OnConflict, bool) { return d.Network.Policy() }
+
+// ProxyNDP reads <vnetguard:proxy-ndp/> in <metadata>: a routed network
+// whose IPv6 /64 is its uplink's own on-link /64, shared on purpose (a
+// provider that gives one /64 and routes nothing to the host): the host
+// answers neighbour solicitations on the uplink for the guests (proxy
+// NDP) and routes their addresses to the bridge. It returns the uplink
+// (<forward dev=...>) and the shared /64s; "" when the network does not
+// ask for it. The uplink's own addresses and routes inside those /64s are
+// no clash for this network.
+func (n *Network) ProxyNDP() (uplink string, shared []netip.Prefix) {
+	if n.Metadata == nil || len(n.Metadata.ProxyNDP) == 0 || n.Forward == nil || n.Forward.Dev == "" {
+		return "", nil
+	}
+	for _, s := range n.Subnets() {
+		if s.Addr().Is6() && s.Bits() == 64 {
+			shared = append(shared, s.Masked())
+		}
+	}
+	return n.Forward.Dev, shared
+}

@@ -87,6 +87,7 @@ func (d *Definition) Validate() []Problem {
 	v := &validator{d: d, n: n, mode: n.ForwardMode()}
 	v.top()
 	v.policy()
+	v.proxyNDP()
 	v.forward()
 	v.ips()
 	v.routes()
@@ -171,6 +172,20 @@ func (v *validator) policy() {
 	}
 	if len(m.Policies) > 1 {
 		v.add("network/metadata[0]/"+PolicyNamespace+" policy[1]", "only one vnetguard:policy element is allowed")
+	}
+}
+
+func (v *validator) proxyNDP() {
+	m := v.n.Metadata
+	if m == nil || len(m.ProxyNDP) == 0 {
+		return
+	}
+	path := "network/metadata[0]/" + PolicyNamespace + " proxy-ndp[0]"
+	if v.n.ForwardMode() != "route" || v.n.Forward.Dev == "" {
+		v.add(path, "proxy NDP needs a routed network with its uplink named: <forward mode='route' dev='UPLINK'/>")
+	}
+	if _, shared := v.n.ProxyNDP(); len(shared) == 0 {
+		v.add(path, "proxy NDP needs an IPv6 <ip> with prefix 64: the uplink's /64")
 	}
 }
 

@@ -44,12 +44,14 @@ func newProfiles(dir, runDir string, env *runEnv, cmd string) *profiles.Backend 
 }
 
 // profilesBackend is the backend of vnetguard's own networks with what it
-// runs beside the profiles: its nftables table, radvds and dnsmasqs.
+// runs beside the profiles: its nftables table, radvds, dnsmasqs and
+// proxy NDP entries.
 func profilesBackend(dir, runDir string, log *slog.Logger) *profiles.Backend {
 	b := profiles.New(dir, runDir, log)
 	b.Firewall = firewall.Table{}
 	b.RA = profiles.Radvd{Dir: filepath.Join(runDir, "radvd")}
 	b.DHCP = profiles.Dnsmasq{Dir: filepath.Join(runDir, "dnsmasq")}
+	b.Proxy = profiles.ProxyNDP{Dir: filepath.Join(runDir, "proxy-ndp")}
 	return b
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vnetguard/vnetguard/conflict"
 	"github.com/vnetguard/vnetguard/netdef"
+	"github.com/vnetguard/vnetguard/nmhook/guard"
 	"github.com/vnetguard/vnetguard/nmhook/hostview"
 )
 
@@ -163,6 +164,7 @@ func engineNetwork(d *netdef.Definition, live bool) (conflict.Network, error) {
 		Name:    d.Network.Name,
 		Bridge:  d.Network.BridgeName(),
 		Subnets: d.Network.Subnets(),
+		Shared:  guard.SharedOf(d),
 	}
 	if live && n.Bridge != "" {
 		ports, err := hostview.BridgePorts(n.Bridge)

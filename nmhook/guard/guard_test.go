@@ -242,3 +242,43 @@ func TestActFinishesAPendingChangeFirstOrRefuses(t *testing.T) {
 		t.Fatalf("after recovery: %+v, recovered %v, renumbers %v", out, b.recovered, b.renumbers)
 	}
 }
+
+// A proxy-NDP network shares its /64 with its uplink on purpose: the
+// uplink's address and on-link route there are neither a clash nor a
+// threat; the same /64 anywhere else is both.
+func TestProxyNDPSharesItsUplinksSubnet(t *testing.T) {
+	d, err := netdef.Parse([]byte(`<network><name>pub</name>
+<metadata><vnetguard:proxy-ndp xmlns:vnetguard="urn:x-vnetguard:policy:1"/><vnetguard:policy xmlns:vnetguard="urn:x-vnetguard:policy:1" on-conflict="renumber"/></metadata>
+<forward mode='route' dev='eth0'/><bridge name='vbrpub'/><ip family='ipv6' address='2001:db8:1::2' prefix='64'/></network>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if probs := d.Validate(); len(probs) > 0 {
+		t.Fatal(probs)
+	}
+	p := netip.MustParsePrefix
+	view := conflict.HostView{
+		Addresses: []conflict.HostAddress{{Prefix: p("2001:db8:1::10/64"), Interface: "eth0", Scope: "global"}},
+		Routes:    []conflict.HostRoute{{Dst: p("2001:db8:1::/64"), Interface: "eth0", Table: 254}},
+	}
+	b := &memBackend{nets: map[string]*Network{"pub": {Backend: "mem", Name: "pub", Active: true, Live: d, Defined: d}}}
+	g, _ := newTestGuard(t, b, view)
+	out, err := g.Pass(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range out {
+		if o.Action != "none" {
+			t.Fatalf("acted on the shared /64: %+v", o)
+		}
+	}
+	if len(b.renumbers) != 0 {
+		t.Fatalf("renumbered: %v", b.renumbers)
+	}
+	if g.Threatens(p("2001:db8:1::/64"), "eth0") {
+		t.Error("the uplink's own /64 counted as a threat")
+	}
+	if !g.Threatens(p("2001:db8:1::/64"), "wg0") {
+		t.Error("the /64 on another interface not counted as a threat")
+	}
+}

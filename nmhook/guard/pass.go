@@ -86,11 +86,12 @@ func (g *Guard) read(ctx context.Context, full bool) (*snapshot, error) {
 	return s, nil
 }
 
-// watchedSubnet is a running network's subnet with the interfaces that
-// may carry it without a clash (its bridge and the bridge's ports).
+// watchedSubnet is a running network's subnet with the network as the
+// engine sees it, which says what may carry it without a clash (its
+// bridge, the bridge's ports, an uplink it shares a subnet with).
 type watchedSubnet struct {
 	prefix netip.Prefix
-	own    map[string]bool
+	net    *conflict.Network
 }
 
 func watchedSubnets(s *snapshot) *[]watchedSubnet {
@@ -99,15 +100,9 @@ func watchedSubnets(s *snapshot) *[]watchedSubnet {
 		if n.Err != nil || n.Live == nil || !n.Active {
 			continue
 		}
-		own := map[string]bool{}
-		if br := n.Live.Network.BridgeName(); br != "" {
-			own[br] = true
-			for _, p := range s.ports[br] {
-				own[p] = true
-			}
-		}
-		for _, p := range n.Live.Network.Subnets() {
-			out = append(out, watchedSubnet{prefix: p.Masked(), own: own})
+		en := s.engineNetwork(n)
+		for _, p := range en.Subnets {
+			out = append(out, watchedSubnet{prefix: p.Masked(), net: &en})
 		}
 	}
 	return &out
@@ -125,7 +120,7 @@ func (g *Guard) Threatens(p netip.Prefix, ifname string) bool {
 	}
 	p = p.Masked()
 	for _, s := range *w {
-		if s.prefix.Overlaps(p) && (ifname == "" || !s.own[ifname]) {
+		if s.prefix.Overlaps(p) && (ifname == "" || !s.net.Owns(ifname, p)) {
 			return true
 		}
 	}
@@ -164,11 +159,30 @@ func (s *snapshot) find(backend, name string) (Network, bool) {
 // conflictsOf checks a network's live subnets against the host, leaving
 // out its own bridge and, when it runs, the bridge's ports.
 func (s *snapshot) conflictsOf(n Network) []conflict.Conflict {
+	return s.index.Check(s.engineNetwork(n))
+}
+
+// engineNetwork is the engine's view of a network as it runs: its live
+// subnets, its bridge, the bridge's ports when it runs, and the subnets it
+// shares with its uplink (proxy NDP).
+func (s *snapshot) engineNetwork(n Network) conflict.Network {
 	en := conflict.Network{Name: n.Name, Bridge: n.Live.Network.BridgeName(), Subnets: n.Live.Network.Subnets()}
 	if n.Active && en.Bridge != "" {
 		en.Ports = s.ports[en.Bridge]
 	}
-	return s.index.Check(en)
+	en.Shared = SharedOf(n.Live)
+	return en
+}
+
+// SharedOf lists the subnets a network shares with its uplink on purpose
+// (netdef's ProxyNDP), for the engine.
+func SharedOf(d *netdef.Definition) []conflict.Shared {
+	uplink, shared := d.Network.ProxyNDP()
+	out := make([]conflict.Shared, len(shared))
+	for i, p := range shared {
+		out[i] = conflict.Shared{Iface: uplink, Subnet: p}
+	}
+	return out
 }
 
 // others lists the subnets of every network but n, live and defined.

@@ -50,9 +50,9 @@ type RA interface {
 	Kick(nets []*netdef.Definition)
 }
 
-// DHCP keeps vnetguard's dnsmasq for the running networks whose DHCP
-// NetworkManager's shared mode cannot serve (Dnsmasq).
-type DHCP interface {
+// Syncer brings something vnetguard keeps beside the profiles (dnsmasqs,
+// proxy entries) in line with the running networks.
+type Syncer interface {
 	Sync(nets []*netdef.Definition) error
 }
 
@@ -66,8 +66,11 @@ type Backend struct {
 	// <radvd/>; nil: none.
 	RA RA
 	// DHCP runs the dnsmasqs of networks that need one of vnetguard's
-	// own; nil: none.
-	DHCP DHCP
+	// own (Dnsmasq); nil: none.
+	DHCP Syncer
+	// Proxy keeps the neighbour proxy entries of proxy-NDP networks
+	// (ProxyNDP); nil: none.
+	Proxy Syncer
 	// LockDir holds the per-network locks every vnetguard run shares
 	// (state.Lock); the repair of a bridged network skips one that is
 	// locked. "": no locking (tests).
@@ -251,6 +254,11 @@ func (b *Backend) superviseDaemons() {
 	if b.RA != nil {
 		if err := b.RA.Sync(nets); err != nil {
 			b.Log.Warn("vnetguard's radvd cannot be kept running", "backend", Name, "error", err)
+		}
+	}
+	if b.Proxy != nil {
+		if err := b.Proxy.Sync(nets); err != nil {
+			b.Log.Warn("proxy NDP entries cannot be kept", "backend", Name, "error", err)
 		}
 	}
 }
@@ -603,7 +611,7 @@ func (b *Backend) running() ([]*netdef.Definition, error) {
 // syncFirewall brings what vnetguard adds beside the profiles in line with
 // the running networks: the firewall, then the dnsmasqs and radvds.
 func (b *Backend) syncFirewall() error {
-	if b.Firewall == nil && b.RA == nil && b.DHCP == nil {
+	if b.Firewall == nil && b.RA == nil && b.DHCP == nil && b.Proxy == nil {
 		return nil
 	}
 	nets, err := b.running()
@@ -617,6 +625,11 @@ func (b *Backend) syncFirewall() error {
 	}
 	if b.DHCP != nil {
 		if err := b.DHCP.Sync(nets); err != nil {
+			return err
+		}
+	}
+	if b.Proxy != nil {
+		if err := b.Proxy.Sync(nets); err != nil {
 			return err
 		}
 	}

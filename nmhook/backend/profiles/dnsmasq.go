@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -164,6 +165,7 @@ func DnsmasqConfig(d *netdef.Definition, f DnsmasqFiles) ([]byte, error) {
 		}
 	}
 	isolated := n.ForwardMode() == ""
+	_, proxied := n.ProxyNDP()
 	leases := 0
 	for i, ip := range n.IPs {
 		pre, err := ip.Subnet()
@@ -186,6 +188,12 @@ func DnsmasqConfig(d *netdef.Definition, f DnsmasqFiles) ([]byte, error) {
 			re := fmt.Sprintf("%s/dhcp[0]/range[%d]", elem, j)
 			args := []string{r.Start, r.End, mask}
 			format := "dhcp-range=%s,%s,%s"
+			if slices.Contains(proxied, pre.Masked()) {
+				// Proxy NDP: the /64 is the uplink's; guests must send
+				// everything through the host, even to their neighbours
+				// there.
+				format = "dhcp-range=%s,%s,off-link,%s"
+			}
 			if lt := leaseTime(r.Lease); lt != "" {
 				args, format = append(args, lt), format+",%s"
 			}

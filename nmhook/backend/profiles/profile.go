@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -44,6 +45,15 @@ type Profile struct {
 	// mode), "radvd" (vnetguard's, for <radvd/>), "dnsmasq" (vnetguard's,
 	// with the managed flag DHCPv6 needs) or "" (none).
 	RA string
+	// ProxyUplink is the uplink whose on-link /64 a proxy-NDP network
+	// shares (netdef's ProxyNDP): the host answers neighbour
+	// solicitations there for the guests' addresses (ProxyAddrs), routes
+	// them to the bridge (IPv6Routes) and keeps its own /64 route on the
+	// uplink (IPv6RouteMetric above the uplink's). "" for the others.
+	ProxyUplink     string
+	ProxyAddrs      []netip.Addr
+	IPv6Routes      []netip.Prefix
+	IPv6RouteMetric int64 // 0: NetworkManager's default
 	// Uplink is the interface a bridged network (<forward mode='bridge'>
 	// with <interface dev=...>) takes over as the bridge's port; "" for
 	// the others.
@@ -208,7 +218,106 @@ func FromDefinition(d *netdef.Definition, autostart bool) (Profile, error) {
 			p.IPv6Method, p.RA = "manual", "dnsmasq"
 		}
 	}
+	if err := p.proxyNDP(d); err != nil {
+		return Profile{}, err
+	}
 	return p, nil
+}
+
+// MaxProxied bounds the addresses a proxy-NDP network proxies: one
+// neighbour proxy entry each on the uplink.
+const MaxProxied = 1024
+
+// proxyNDP fills in a proxy-NDP network's uplink, proxied addresses and
+// routes. The guests' addresses must be known in advance: those of the
+// DHCPv6 ranges and hosts in the shared /64 (vnetguard's dnsmasq
+// advertises the prefix off-link, so guests send everything through the
+// host, and hands them out; SLAAC addresses could not be proxied).
+func (p *Profile) proxyNDP(d *netdef.Definition) error {
+	uplink, shared := d.Network.ProxyNDP()
+	if uplink == "" {
+		return nil
+	}
+	elem := "network/metadata[0]/" + netdef.PolicyNamespace + " proxy-ndp[0]"
+	fail := func(format string, args ...any) error {
+		return netdef.Problem{File: d.Path, Element: elem, Line: d.Line(elem), Rule: fmt.Sprintf(format, args...)}
+	}
+	p.ProxyUplink = uplink
+	// Far above any uplink's: the host's own traffic to the /64 stays on
+	// the uplink; the guests' addresses have routes of their own.
+	p.IPv6RouteMetric = 4000
+	seen := map[netip.Addr]bool{}
+	for _, ip := range d.Network.IPs {
+		pre, err := ip.Subnet()
+		if err != nil || !slices.Contains(shared, pre.Masked()) || ip.DHCP == nil {
+			continue
+		}
+		for _, r := range ip.DHCP.Ranges {
+			a, err1 := netip.ParseAddr(r.Start)
+			z, err2 := netip.ParseAddr(r.End)
+			if err1 != nil || err2 != nil || z.Less(a) {
+				continue // Validate reports it
+			}
+			p.IPv6Routes = append(p.IPv6Routes, rangePrefixes(a, z)...)
+			for x := a; ; x = x.Next() {
+				if !seen[x] {
+					seen[x] = true
+					p.ProxyAddrs = append(p.ProxyAddrs, x)
+				}
+				if x == z || len(p.ProxyAddrs) > MaxProxied {
+					break
+				}
+			}
+		}
+		for _, h := range ip.DHCP.Hosts {
+			if a, err := netip.ParseAddr(h.IP); err == nil && !seen[a] {
+				seen[a] = true
+				p.ProxyAddrs = append(p.ProxyAddrs, a)
+				p.IPv6Routes = append(p.IPv6Routes, netip.PrefixFrom(a, 128))
+			}
+		}
+	}
+	if len(p.ProxyAddrs) == 0 {
+		return fail("proxy NDP needs the guests' addresses known: a DHCPv6 <range> or <host> in the uplink's /64")
+	}
+	if len(p.ProxyAddrs) > MaxProxied {
+		return fail("proxy NDP for more than %d addresses (one neighbour proxy entry each): make the DHCPv6 ranges smaller", MaxProxied)
+	}
+	return nil
+}
+
+// rangePrefixes covers the addresses a to z (a <= z, one family) with the
+// fewest prefixes.
+func rangePrefixes(a, z netip.Addr) []netip.Prefix {
+	var out []netip.Prefix
+	for {
+		// The widest prefix that starts at a and ends at or before z.
+		bits := a.BitLen()
+		for bits > 0 {
+			p := netip.PrefixFrom(a, bits-1).Masked()
+			if p.Addr() != a || z.Less(lastAddr(p)) {
+				break
+			}
+			bits--
+		}
+		p := netip.PrefixFrom(a, bits)
+		out = append(out, p)
+		last := lastAddr(p)
+		if last == z || !last.Next().IsValid() {
+			return out
+		}
+		a = last.Next()
+	}
+}
+
+// lastAddr is the last address of a masked prefix.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
 
 func moveFirst(ps []netip.Prefix, p netip.Prefix) []netip.Prefix {
@@ -300,6 +409,16 @@ func (p Profile) Settings() nm.Settings {
 	}
 	if len(p.IPv6) > 0 {
 		s["ipv6"]["address-data"] = v(addressData(p.IPv6))
+	}
+	if len(p.IPv6Routes) > 0 {
+		routes := make([]map[string]dbus.Variant, len(p.IPv6Routes))
+		for i, r := range p.IPv6Routes {
+			routes[i] = map[string]dbus.Variant{"dest": v(r.Addr().String()), "prefix": v(uint32(r.Bits()))}
+		}
+		s["ipv6"]["route-data"] = v(routes)
+	}
+	if p.IPv6RouteMetric > 0 {
+		s["ipv6"]["route-metric"] = v(p.IPv6RouteMetric)
 	}
 	return s
 }
