@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +17,7 @@ import (
 	"github.com/vnetguard/vnetguard/nmhook/config"
 	"github.com/vnetguard/vnetguard/nmhook/dispatcher"
 	"github.com/vnetguard/vnetguard/nmhook/guard"
+	"github.com/vnetguard/vnetguard/nmhook/hostview"
 	"github.com/vnetguard/vnetguard/nmhook/wake"
 )
 
@@ -29,6 +32,10 @@ const hookDeadline = 10 * time.Second
 // 0.4 s; one still running at the deadline is handed over to a detached
 // `vnetguard recover` and completes after the connection is up.
 const preUpDeadline = 5 * time.Second
+
+// hookMemoryLimit is the hook's soft heap limit, the only thing that makes
+// its collector run (see hook).
+const hookMemoryLimit = 64 << 20
 
 func init() {
 	register("hook", "NetworkManager dispatcher entry (installed as 90-vnetguard, also in pre-up.d)", runHookCmd)
@@ -78,6 +85,13 @@ subnet only when it is restarted and that subnet is free. Always exits 0.`)
 // hook never fails: whatever happens, NetworkManager gets exit 0, and the
 // reason goes to stderr (the journal).
 func hook(env *runEnv, argv []string, getenv func(string) string) int {
+	// A run lives milliseconds and makes a few MB of garbage at most: the
+	// collector would only cost time. The soft limit still bounds a run
+	// on a host with a huge routing table. GOGC and GOMEMLIMIT win.
+	if getenv("GOGC") == "" && getenv("GOMEMLIMIT") == "" {
+		debug.SetGCPercent(-1)
+		debug.SetMemoryLimit(hookMemoryLimit)
+	}
 	log := slog.New(slog.NewTextHandler(env.stderr, nil)).With("component", "dispatcher")
 	ev := dispatcher.Parse(argv, getenv)
 	if len(ev.Dropped) > 0 {
@@ -137,7 +151,13 @@ func hook(env *runEnv, argv []string, getenv func(string) string) int {
 	// The pass reads the host from netlink alone; what only the
 	// environment claims is reported, never acted on.
 	if len(ev.Host.Addresses)+len(ev.Host.Routes) > 0 {
-		if view, _, err := g.Host.Read(nil); err == nil {
+		// Only prefixes are compared, and only the routes the
+		// environment names: no link dump, the others left undecoded.
+		claimed := make(map[netip.Prefix]bool, len(ev.Host.Routes))
+		for _, r := range ev.Host.Routes {
+			claimed[r.Dst.Masked()] = true
+		}
+		if view, err := hostview.ReadUnnamed(func(p netip.Prefix) bool { return claimed[p.Masked()] }); err == nil {
 			if u := dispatcher.Unconfirmed(ev.Host, view); len(u.Addresses)+len(u.Routes) > 0 {
 				log.Warn("the dispatcher environment lists what the host does not have; ignoring it",
 					"action", ev.Action, "interface", ev.Interface, "unconfirmed", dispatcher.Describe(u, 8))

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -100,7 +101,15 @@ func linkNames() map[int]string {
 // nl.NetlinkSocket.Receive allocates 64 KiB and a slice per message on
 // every read, and goes through Go's poller, which parks and wakes the
 // reader per message: in an event storm that was most of the daemon's CPU.
-// Here one buffer is reused and messages are walked in place.
+// Here the buffers are reused and messages are walked in place.
+//
+// The kernel queues each notification as a datagram of its own, so one
+// read returns one message. Reads are batched instead: one recvmmsg
+// waits for the first datagram and takes up to batchSlots that are
+// already queued. While messages keep coming back to back (a storm), the
+// reader also pauses stormPause between batches, so that a wake-up and a
+// system call serve a few hundred messages rather than one; an isolated
+// event is read at once.
 type nlSocket struct {
 	fd     int
 	closed atomic.Bool
@@ -108,6 +117,22 @@ type nlSocket struct {
 
 // readTimeout bounds one blocking read, so that Close is seen soon.
 const readTimeout = 200 * time.Millisecond
+
+const (
+	// batchSlots is how many datagrams one read takes at most.
+	batchSlots = 64
+	// slotSize is one datagram's buffer: a notification is at most a few
+	// KiB (a link's, with every attribute); a longer one comes back
+	// truncated and is handled as an overrun (everything re-read).
+	slotSize = 16 << 10
+	// stormGap: a batch that starts within this time of the previous
+	// one's end means a storm.
+	stormGap = time.Millisecond
+	// stormPause is the pause between batches in a storm: the most an
+	// event waits for its batch; far below what the socket's buffer holds
+	// at any rate the kernel can produce.
+	stormPause = 2 * time.Millisecond
+)
 
 func subscribe(groups []uint, log *slog.Logger) (*nlSocket, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
@@ -139,26 +164,62 @@ func subscribe(groups []uint, log *slog.Logger) (*nlSocket, error) {
 // descriptor (closing it under a blocked read would not wake that read).
 func (s *nlSocket) Close() { s.closed.Store(true) }
 
-// read reads one datagram of messages into buf, waiting for it; 0, nil on
-// a timeout.
-func (s *nlSocket) read(buf []byte) (int, error) {
+// mmsghdr is struct mmsghdr.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	len uint32
+}
+
+// batch is the reused buffers of batched reads.
+type batch struct {
+	bufs  [][]byte
+	iovs  []unix.Iovec
+	hdrs  []mmsghdr
+	slots []byte
+}
+
+func newBatch(n, size int) *batch {
+	b := &batch{slots: make([]byte, n*size), iovs: make([]unix.Iovec, n), hdrs: make([]mmsghdr, n), bufs: make([][]byte, n)}
+	for i := range n {
+		b.bufs[i] = b.slots[i*size : (i+1)*size]
+		b.iovs[i].Base = &b.bufs[i][0]
+		b.iovs[i].SetLen(size)
+		b.hdrs[i].hdr.Iov = &b.iovs[i]
+		b.hdrs[i].hdr.SetIovlen(1)
+	}
+	return b
+}
+
+// read waits for at least one datagram (flags 0) or takes what is queued
+// (unix.MSG_DONTWAIT) and returns how many slots it filled; 0, nil on a
+// timeout or when nothing is queued.
+func (s *nlSocket) read(b *batch, flags int) (int, error) {
 	if s.closed.Load() {
 		return 0, errors.New("netlink socket closed")
 	}
-	n, _, err := unix.Recvfrom(s.fd, buf, 0)
-	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-		return 0, nil
+	for i := range b.hdrs {
+		b.hdrs[i].len = 0
+		b.hdrs[i].hdr.Flags = 0
 	}
-	return n, err
+	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&b.hdrs[0])),
+		uintptr(len(b.hdrs)), uintptr(flags|unix.MSG_WAITFORONE), 0, 0)
+	if errno != 0 {
+		if errno == unix.EAGAIN || errno == unix.EINTR {
+			return 0, nil
+		}
+		return 0, errno
+	}
+	return int(n), nil
 }
 
-// receive reads the socket into one reused buffer and walks its messages
-// in place.
+// receive reads the socket in batches of datagrams and walks their
+// messages in place.
 func (w *watcher) receive(ctx context.Context, sock *nlSocket, events, urgent chan<- string, log *slog.Logger) {
-	buf := make([]byte, 1<<20)
+	b := newBatch(batchSlots, slotSize)
 	defer unix.Close(sock.fd)
+	var lastEnd time.Time
 	for ctx.Err() == nil {
-		n, err := sock.read(buf)
+		n, err := sock.read(b, 0)
 		if err == nil && n == 0 {
 			continue // a timeout: look at ctx again
 		}
@@ -167,9 +228,7 @@ func (w *watcher) receive(ctx context.Context, sock *nlSocket, events, urgent ch
 			case errors.Is(err, unix.EINTR):
 				continue
 			case errors.Is(err, unix.ENOBUFS):
-				log.Warn("netlink overrun; re-reading everything")
-				w.names = linkNames()
-				wake(events, "netlink overrun")
+				w.overrun(events, log)
 				continue
 			}
 			if ctx.Err() == nil {
@@ -178,8 +237,41 @@ func (w *watcher) receive(ctx context.Context, sock *nlSocket, events, urgent ch
 			}
 			return
 		}
-		w.walk(buf[:n], events, urgent)
+		start := time.Now()
+		// Take everything queued, a full batch at a time.
+		for n > 0 {
+			w.walkBatch(b, n, events, urgent, log)
+			if n < len(b.hdrs) {
+				break
+			}
+			if n, err = sock.read(b, unix.MSG_DONTWAIT); errors.Is(err, unix.ENOBUFS) {
+				w.overrun(events, log)
+			}
+		}
+		if start.Sub(lastEnd) < stormGap {
+			sleep(ctx, stormPause)
+		}
+		lastEnd = time.Now()
 	}
+}
+
+// walkBatch handles the first n datagrams of a batch.
+func (w *watcher) walkBatch(b *batch, n int, events, urgent chan<- string, log *slog.Logger) {
+	for i := range n {
+		h := &b.hdrs[i]
+		if h.hdr.Flags&unix.MSG_TRUNC != 0 {
+			w.overrun(events, log) // part of a message lost
+			continue
+		}
+		w.walk(b.bufs[i][:min(int(h.len), len(b.bufs[i]))], events, urgent)
+	}
+}
+
+// overrun: messages were lost; the next pass re-reads everything.
+func (w *watcher) overrun(events chan<- string, log *slog.Logger) {
+	log.Warn("netlink overrun; re-reading everything")
+	w.names = linkNames()
+	wake(events, "netlink overrun")
 }
 
 // walk handles the messages of one datagram in place.

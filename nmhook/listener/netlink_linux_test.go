@@ -1,10 +1,16 @@
 package listener
 
 import (
+	"context"
 	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
 	"net/netip"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -105,5 +111,84 @@ func TestClassifyHotFromTheMessageAlone(t *testing.T) {
 	w.classify(syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: unix.RTM_NEWLINK}, Data: data})
 	if ev := w.classify(addrMsg(9, "192.168.122.9/32")); !ev.hot || ev.reason() != "address 192.168.122.9/32 on wg0" {
 		t.Errorf("address on a new link: %q hot=%v", ev.reason(), ev.hot)
+	}
+}
+
+func serialize(m syscall.NetlinkMessage) []byte {
+	b := make([]byte, unix.SizeofNlMsghdr, unix.SizeofNlMsghdr+len(m.Data))
+	binary.NativeEndian.PutUint32(b[0:4], uint32(unix.SizeofNlMsghdr+len(m.Data)))
+	binary.NativeEndian.PutUint16(b[4:6], m.Header.Type)
+	return append(b, m.Data...)
+}
+
+// Batched reads see every datagram queued, in order, whatever their
+// number; one too long for its slot counts as an overrun (the next pass
+// re-reads everything). A datagram socket pair stands in for the kernel.
+func TestReceiveBatches(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer unix.Close(fds[1])
+	unix.SetsockoptInt(fds[1], unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
+	tv := unix.NsecToTimeval((20 * time.Millisecond).Nanoseconds())
+	if err := unix.SetsockoptTimeval(fds[0], unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		t.Fatal(err)
+	}
+	network := netip.MustParsePrefix("192.168.122.0/24")
+	var hot atomic.Int32
+	threat := func(p netip.Prefix, name string) bool {
+		if p.Overlaps(network) {
+			hot.Add(1)
+			return true
+		}
+		return false
+	}
+	w := &watcher{filter: Filter{Threatens: threat}, names: map[int]string{7: "wlan0"}}
+	// More than one batch of plain events, a clashing one, then a
+	// datagram longer than a slot.
+	for i := range 3 * batchSlots {
+		if _, err := unix.Write(fds[1], serialize(addrMsg(7, fmt.Sprintf("10.1.%d.3/24", i%256)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unix.Write(fds[1], serialize(addrMsg(7, "192.168.122.50/24")))
+	long := addrMsg(7, "10.9.9.9/24")
+	long.Data = append(long.Data, make([]byte, slotSize)...)
+	if _, err := unix.Write(fds[1], serialize(long)); err != nil {
+		t.Fatal(err)
+	}
+	events, urgent := make(chan string, 64), make(chan string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	sock := &nlSocket{fd: fds[0]}
+	done := make(chan struct{})
+	go func() {
+		w.receive(ctx, sock, events, urgent, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		close(done)
+	}()
+	defer func() {
+		cancel()
+		sock.Close()
+		<-done
+	}()
+	timeout := time.After(5 * time.Second)
+	select {
+	case why := <-urgent:
+		if why != "address 192.168.122.0/24 on wlan0" {
+			t.Errorf("urgent wake-up %q", why)
+		}
+	case <-timeout:
+		t.Fatal("no urgent wake-up")
+	}
+	for overrun := false; !overrun; {
+		select {
+		case why := <-events:
+			overrun = why == "netlink overrun"
+		case <-timeout:
+			t.Fatal("the truncated datagram was not handled as an overrun")
+		}
+	}
+	if hot.Load() != 1 {
+		t.Errorf("the clashing address was judged %d times", hot.Load())
 	}
 }

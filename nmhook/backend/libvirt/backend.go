@@ -137,9 +137,9 @@ func (b *Backend) callOnce(ctx context.Context, f func(*rpc.Conn) error) error {
 func (b *Backend) Networks(ctx context.Context, full bool) ([]backend.Network, error) {
 	var nets []rpc.Network
 	if !full && b.StatusDir != "" {
-		var err error
-		if nets, err = readStatusFiles(b.StatusDir); err == nil {
-			return convertAll(nets), nil
+		parsed, err := readStatusNetworks(b.StatusDir)
+		if err == nil {
+			return parsed, nil
 		}
 		b.Log.Debug("libvirt status files unusable; asking libvirt", "dir", b.StatusDir, "error", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -104,5 +105,21 @@ func TestStatusFilesAgreeWithRPC(t *testing.T) {
 	slices.Sort(names)
 	if !slices.Equal(names, want) {
 		t.Fatalf("light read %v, want %v", names, want)
+	}
+	// Every file libvirt wrote takes the quick reader, whose model is the
+	// general parser's (the default network too, when the lab has it).
+	for _, f := range files {
+		raw, err := os.ReadFile(filepath.Join(StatusDir, f.Name+".xml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, ok := quickStatus(raw, f.Name)
+		if !ok {
+			t.Errorf("%s: the quick reader refused libvirt's own status file:\n%s", f.Name, raw)
+			continue
+		}
+		if g := convert(f); g.Err != nil || !reflect.DeepEqual(d.Network, g.Live.Network) {
+			t.Errorf("%s: quick model %+v, general %+v (%v)", f.Name, d.Network, g.Live, g.Err)
+		}
 	}
 }
