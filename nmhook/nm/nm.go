@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -35,6 +36,25 @@ const (
 // ErrUnavailable: NetworkManager is not on the system bus (or there is no
 // bus). Callers that can do without it check for this.
 var ErrUnavailable = errors.New("NetworkManager is not running")
+
+// ErrNoAnswer: NetworkManager did not answer a call in time (stopped or
+// hung). The call may still be carried out once it answers again: D-Bus
+// queues it.
+var ErrNoAnswer = errors.New("NetworkManager did not answer")
+
+// DefaultCallTimeout bounds every call and property read that the caller's
+// context does not bound sooner: libdbus's default, so that a hung
+// NetworkManager never blocks vnetguard for ever.
+const DefaultCallTimeout = 25 * time.Second
+
+// Lost tells whether err says NetworkManager may have received a call
+// without vnetguard learning what became of it: it did not answer in time
+// (ErrNoAnswer), or it left the bus before answering (it died: the bus's
+// NoReply), so whatever the call asked for may or may not have happened.
+func Lost(err error) bool {
+	var de dbus.Error
+	return errors.Is(err, ErrNoAnswer) || errors.As(err, &de) && de.Name == "org.freedesktop.DBus.Error.NoReply"
+}
 
 // Settings is a connection profile as NetworkManager's D-Bus API carries it:
 // setting name -> property -> value.
@@ -67,6 +87,8 @@ const (
 // Client is one connection to the system bus.
 type Client struct {
 	conn *dbus.Conn
+	// CallTimeout bounds each call (DefaultCallTimeout when 0).
+	CallTimeout time.Duration
 }
 
 // Dial connects to the system bus (a private connection, closed by Close)
@@ -97,16 +119,49 @@ func (c *Client) Close() error { return c.conn.Close() }
 
 func (c *Client) obj(p dbus.ObjectPath) dbus.BusObject { return c.conn.Object(busName, p) }
 
+// call makes one call, bounded by ctx and by CallTimeout. A call whose
+// context has expired already is not sent (godbus): nothing reaches a
+// NetworkManager that would carry it out late.
 func (c *Client) call(ctx context.Context, p dbus.ObjectPath, method string, args ...any) *dbus.Call {
-	return c.obj(p).CallWithContext(ctx, method, 0, args...)
+	limit := c.CallTimeout
+	if limit <= 0 {
+		limit = DefaultCallTimeout
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	call := c.obj(p).CallWithContext(ctx, method, 0, args...)
+	if call.Err != nil && errors.Is(call.Err, context.DeadlineExceeded) {
+		call.Err = fmt.Errorf("%w within %v (stopped or hung?)", ErrNoAnswer, time.Since(start).Round(time.Millisecond))
+	}
+	return call
 }
 
-func (c *Client) prop(p dbus.ObjectPath, name string, v any) error {
-	variant, err := c.obj(p).GetProperty(name)
+// prop reads a property, bounded by ctx and by CallTimeout.
+func (c *Client) prop(ctx context.Context, p dbus.ObjectPath, name string, v any) error {
+	i := strings.LastIndex(name, ".")
+	var variant dbus.Variant
+	err := c.call(ctx, p, "org.freedesktop.DBus.Properties.Get", name[:i], name[i+1:]).Store(&variant)
 	if err != nil {
 		return fmt.Errorf("NetworkManager: read %s of %s: %w", name, p, err)
 	}
 	return variant.Store(v)
+}
+
+// Ping asks NetworkManager to answer (org.freedesktop.DBus.Peer.Ping): an
+// error when it is gone from the bus (ErrUnavailable) or does not answer
+// within ctx (ErrNoAnswer).
+func (c *Client) Ping(ctx context.Context) error {
+	err := c.call(ctx, rootPath, "org.freedesktop.DBus.Peer.Ping").Err
+	var de dbus.Error
+	if errors.As(err, &de) && (de.Name == "org.freedesktop.DBus.Error.ServiceUnknown" ||
+		de.Name == "org.freedesktop.DBus.Error.NameHasNoOwner" || de.Name == "org.freedesktop.DBus.Error.NoReply") {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if err != nil {
+		return fmt.Errorf("NetworkManager Ping: %w", err)
+	}
+	return nil
 }
 
 // Connections lists the paths of every connection profile.
@@ -186,20 +241,26 @@ type ActiveConnection struct {
 // ActiveConnections lists the active connections with their profile.
 func (c *Client) ActiveConnections(ctx context.Context) ([]ActiveConnection, error) {
 	var paths []dbus.ObjectPath
-	if err := c.prop(rootPath, ifaceNM+".ActiveConnections", &paths); err != nil {
+	if err := c.prop(ctx, rootPath, ifaceNM+".ActiveConnections", &paths); err != nil {
 		return nil, err
 	}
 	out := make([]ActiveConnection, 0, len(paths))
 	for _, p := range paths {
 		a := ActiveConnection{Path: p}
-		// One that vanished meanwhile is simply not listed.
-		if c.prop(p, ifaceActive+".Connection", &a.Connection) != nil {
+		// One that vanished meanwhile is simply not listed; a
+		// NetworkManager that stopped answering is an error, not an
+		// empty list.
+		err := c.prop(ctx, p, ifaceActive+".Connection", &a.Connection)
+		if err == nil {
+			err = c.prop(ctx, p, ifaceActive+".State", &a.State)
+		}
+		if errors.Is(err, ErrNoAnswer) || errors.Is(err, context.Canceled) {
+			return nil, err
+		}
+		if err != nil {
 			continue
 		}
-		if c.prop(p, ifaceActive+".State", &a.State) != nil {
-			continue
-		}
-		c.prop(p, ifaceActive+".Devices", &a.Devices)
+		c.prop(ctx, p, ifaceActive+".Devices", &a.Devices)
 		out = append(out, a)
 	}
 	return out, nil
@@ -220,10 +281,10 @@ func (c *Client) DeviceByIface(ctx context.Context, iface string) (dbus.ObjectPa
 	return dev, true, nil
 }
 
-// DeviceState reads a device's NMDeviceState.
+// DeviceState reads a device's NMDeviceState (bounded by CallTimeout).
 func (c *Client) DeviceState(dev dbus.ObjectPath) (uint32, error) {
 	var st uint32
-	return st, c.prop(dev, ifaceDev+".State", &st)
+	return st, c.prop(context.Background(), dev, ifaceDev+".State", &st)
 }
 
 // AppliedConnection reads the settings applied on a device now and their
@@ -280,23 +341,24 @@ func (c *Client) CheckpointDestroy(ctx context.Context, cp dbus.ObjectPath) erro
 	return nil
 }
 
-// Checkpoints lists the checkpoints that exist.
+// Checkpoints lists the checkpoints that exist (bounded by CallTimeout).
 func (c *Client) Checkpoints() ([]dbus.ObjectPath, error) {
 	var cps []dbus.ObjectPath
-	return cps, c.prop(rootPath, ifaceNM+".Checkpoints", &cps)
+	return cps, c.prop(context.Background(), rootPath, ifaceNM+".Checkpoints", &cps)
 }
 
-// DeviceActiveProfile is the profile active on a device now ("" when none).
+// DeviceActiveProfile is the profile active on a device now ("" when
+// none), bounded by CallTimeout.
 func (c *Client) DeviceActiveProfile(dev dbus.ObjectPath) (dbus.ObjectPath, error) {
 	var active dbus.ObjectPath
-	if err := c.prop(dev, ifaceDev+".ActiveConnection", &active); err != nil {
+	if err := c.prop(context.Background(), dev, ifaceDev+".ActiveConnection", &active); err != nil {
 		return "", err
 	}
 	if active == "/" || active == "" {
 		return "", nil
 	}
 	var conn dbus.ObjectPath
-	if err := c.prop(active, ifaceActive+".Connection", &conn); err != nil {
+	if err := c.prop(context.Background(), active, ifaceActive+".Connection", &conn); err != nil {
 		return "", err
 	}
 	return conn, nil
@@ -326,9 +388,9 @@ func (c *Client) ActivateOn(ctx context.Context, conn, dev dbus.ObjectPath) (dbu
 }
 
 // CheckpointDevices reads the devices a checkpoint covers.
-func (c *Client) CheckpointDevices(cp dbus.ObjectPath) ([]dbus.ObjectPath, error) {
+func (c *Client) CheckpointDevices(ctx context.Context, cp dbus.ObjectPath) ([]dbus.ObjectPath, error) {
 	var devs []dbus.ObjectPath
-	return devs, c.prop(cp, busName+".Checkpoint.Devices", &devs)
+	return devs, c.prop(ctx, cp, busName+".Checkpoint.Devices", &devs)
 }
 
 // IsUnknownObject tells whether err says a profile or checkpoint path

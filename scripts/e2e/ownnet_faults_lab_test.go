@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -14,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vnetguard/vnetguard/nmhook/backend/profiles"
 	"github.com/vnetguard/vnetguard/scripts/labkit"
 )
 
@@ -44,14 +44,69 @@ func ownKillRuns() int {
 	if n, err := strconv.Atoi(os.Getenv("VNETGUARD_OWN_KILL_RUNS")); err == nil && n > 0 {
 		return n
 	}
-	return 10
+	return 6
+}
+
+// renumberSteps are the NetworkManager calls of a renumber, in order: the
+// checkpoint made, the profile updated in memory, the new addresses
+// reapplied, the checkpoint destroyed (confirming).
+var renumberSteps = []string{"CheckpointCreate", "Update2", "Reapply", "CheckpointDestroy"}
+
+// stepKill is where a fault test strikes: at a NetworkManager call of a
+// renumber, seen on the system bus. frozen: the process is stopped the
+// moment the call is seen, and killed once NetworkManager has had time to
+// carry the call out; otherwise it is killed at once, the call in flight.
+type stepKill struct {
+	member string
+	frozen bool
+}
+
+func (k stepKill) String() string {
+	if k.frozen {
+		return k.member + " (frozen, then killed)"
+	}
+	return k.member + " (in flight)"
+}
+
+// stepKills: every step, both ways.
+func stepKills() []stepKill {
+	var out []stepKill
+	for _, m := range renumberSteps {
+		out = append(out, stepKill{m, false}, stepKill{m, true})
+	}
+	return out
+}
+
+// killAtStep starts cmd and strikes it at k's call, seen from outside the
+// process on the system bus; it fails the test if cmd ends without making
+// the call.
+func killAtStep(t *testing.T, cmd *exec.Cmd, k stepKill) {
+	t.Helper()
+	mon := labkit.MonitorBus(t, labkit.NMCalls)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sig := syscall.SIGKILL
+	if k.frozen {
+		sig = syscall.SIGSTOP
+	}
+	_, seen := mon.SignalAtCall(cmd.Process.Pid, k.member, sig, 20*time.Second)
+	if seen && k.frozen {
+		time.Sleep(300 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if !seen {
+		t.Fatalf("%v never called NetworkManager's %s", cmd.Args, k.member)
+	}
 }
 
 // `vnetguard resolve` renumbering a NAT network of vnetguard's own is
-// killed with SIGKILL at each step of the renumber (right after the
-// checkpoint is made, after the profile update, after the reapply, while
-// confirming), then at random points (10 runs, VNETGUARD_OWN_KILL_RUNS
-// sets the count); the next run finishes or rolls
+// killed with SIGKILL at each NetworkManager call of the renumber, as the
+// system bus shows it (CheckpointCreate, Update2, Reapply,
+// CheckpointDestroy; each once with the call in flight and once frozen
+// until NetworkManager carried it out), then at random points (6 runs,
+// VNETGUARD_OWN_KILL_RUNS sets the count); the next run finishes or rolls
 // back what it left (intent, checkpoint), moves the network off the clash,
 // and the guest re-leases there and reaches upstream through NAT. No
 // intent and no NetworkManager checkpoint is ever left behind, and the
@@ -71,9 +126,8 @@ func TestOwnNetKillNineMidRenumber(t *testing.T) {
 	upstream := netip.MustParseAddr("10.240.0.1")
 	intents := filepath.Join(o.run, "intents")
 
-	// First at each step of a renumber (the process paused there), then
-	// at random points.
-	steps := []string{"checkpoint", "update", "reapply", "confirm"}
+	// First at each step of a renumber, then at random points.
+	steps := stepKills()
 	runs := len(steps) + ownKillRuns()
 	outcomes := map[string]int{}
 	for i := range runs {
@@ -90,15 +144,16 @@ func TestOwnNetKillNineMidRenumber(t *testing.T) {
 		delay := time.Duration(rand.IntN(350)) * time.Millisecond
 		at := "random"
 		if i < len(steps) {
-			at, delay = steps[i], 2*time.Second
-			cmd.Env = append(cmd.Env, profiles.PauseEnv+"="+at)
+			at, delay = steps[i].String(), 0
+			killAtStep(t, cmd, steps[i])
+		} else {
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(delay)
+			cmd.Process.Signal(syscall.SIGKILL)
+			cmd.Wait()
 		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(delay)
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
 		left, _ := os.ReadDir(intents)
 		// The next run: recovery first, then the clash (if still there).
 		t0 := time.Now()
@@ -114,7 +169,10 @@ func TestOwnNetKillNineMidRenumber(t *testing.T) {
 			what = "recovered by the next run"
 		}
 		outcomes[what]++
-		t.Logf("run %d: killed at %s after %v, %s; next resolve %v exit %d: %s", i, at, delay, what, took.Round(time.Millisecond), r.code, strings.TrimSpace(r.stdout+r.stderr))
+		if at == "random" {
+			at = fmt.Sprintf("a random point, after %v", delay)
+		}
+		t.Logf("run %d: killed at %s, %s; next resolve %v exit %d: %s", i, at, what, took.Round(time.Millisecond), r.code, strings.TrimSpace(r.stdout+r.stderr))
 		if i < len(steps) && len(left) == 0 {
 			t.Errorf("run %d: killed at %s but no intent was left", i, at)
 		}

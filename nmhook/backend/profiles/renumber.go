@@ -1,12 +1,16 @@
 package profiles
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -83,8 +87,14 @@ func (b *Backend) Renumber(ctx context.Context, n backend.Network, newXML []byte
 		return fmt.Errorf("%w (nothing done)", err)
 	}
 	cp, err := c.CheckpointCreate(ctx, []dbus.ObjectPath{dev}, CheckpointTimeout, nm.CheckpointAllowOverlapping)
+	if nm.Lost(err) {
+		// NetworkManager got the call but did not answer (hung, or it
+		// died): a checkpoint may exist now or once it runs again, one
+		// that would roll the bridge back 60 s later. The intent stays,
+		// so that the next run destroys it.
+		return fmt.Errorf("network %s: %w; its intent stays for the next run to clear (nothing changed)", n.Name, err)
+	}
 	if err == nil {
-		pauseAt("checkpoint")
 		in.Checkpoint = cp
 		if err = b.Intents.Put(intentKey(n.Name), in); err != nil {
 			c.CheckpointDestroy(ctx, cp)
@@ -97,8 +107,12 @@ func (b *Backend) Renumber(ctx context.Context, n backend.Network, newXML []byte
 		return fmt.Errorf("network %s: %w (nothing done)", n.Name, err)
 	}
 	// From here on the change is carried through whatever is left of the
-	// caller's time.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	// caller's time (at least carryFloor), even if the caller is
+	// cancelled. Past it the intent and the checkpoint stay for the next
+	// run: the bridge never goes down in between, so nothing is lost by
+	// leaving, and a NetworkManager that stopped answering does not hold
+	// this run past its deadline.
+	ctx, cancel := carryContext(ctx)
 	defer cancel()
 	if err := b.apply(ctx, c, n.Name, dev, p); err != nil {
 		b.Log.Warn("renumbering failed; rolling back", "network", n.Name, "error", err)
@@ -130,7 +144,6 @@ func (b *Backend) apply(ctx context.Context, c *nm.Client, name string, dev dbus
 	if err := c.Update2(ctx, r.Path, p.Settings(), nm.InMemory); err != nil {
 		return err
 	}
-	pauseAt("update")
 	applied, version, err := c.AppliedConnection(ctx, dev)
 	if err != nil {
 		return err
@@ -138,16 +151,29 @@ func (b *Backend) apply(ctx context.Context, c *nm.Client, name string, dev dbus
 	if err := c.Reapply(ctx, dev, WithAddresses(applied, p), version); err != nil {
 		return err
 	}
-	pauseAt("reapply")
 	want := append(slices.Clone(p.IPv4), p.IPv6...)
 	deadline := time.Now().Add(10 * time.Second)
-	for {
+	for i := 1; ; i++ {
 		have, err := bridgeSubnets(p.Iface)
 		if err == nil && sameSubnets(have, want) {
 			return nil
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("bridge %s has %v, not %v, 10 s after the reapply", p.Iface, have, want)
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("bridge %s has %v, not %v, when time ran out after the reapply", p.Iface, have, want)
+		}
+		if i%25 == 0 {
+			// Every half second: is NetworkManager still there to apply
+			// them? One that died will not (one that is only slow to
+			// answer is waited for until the deadline).
+			pctx, cancel := context.WithTimeout(ctx, time.Second)
+			err := c.Ping(pctx)
+			cancel()
+			if errors.Is(err, nm.ErrUnavailable) {
+				return fmt.Errorf("bridge %s has %v, not %v, after the reapply: %w", p.Iface, have, want, err)
+			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -185,29 +211,76 @@ func (b *Backend) complete(ctx context.Context, in *intent) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("network %s: %w (will retry)", in.Network, err)
 	}
+	// A dnsmasq left by a NetworkManager that died is stopped once a new
+	// one runs (until then it still serves the guests); if the new one
+	// then does not run its own, it has dropped the network.
+	dropped := false
+	pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+	nmUp := c.Ping(pctx) == nil
+	pcancel()
+	if nmUp && killOrphanSharedDnsmasq(in.Bridge, b.Log) {
+		dropped = !b.awaitSharedDnsmasq(ctx, c, in)
+	}
+	have, err := bridgeSubnets(in.Bridge)
+	restarted := ""
+	if gone := errors.As(err, new(netlink.LinkNotFoundError)); gone || dropped {
+		if live, lerr := b.Store.Live(in.Network); gone && live == nil && lerr == nil {
+			// Stopped meanwhile (net stop removes the live XML):
+			// nothing runs to finish.
+			if in.Checkpoint != "" {
+				c.CheckpointDestroy(ctx, in.Checkpoint)
+			}
+			return "the network stopped meanwhile", b.Intents.Delete(key)
+		}
+		// Still running as far as vnetguard knows: NetworkManager
+		// dropped the bridge. It does so when it restarts after dying
+		// (its checkpoints die with it): the dnsmasq the dead one ran
+		// for the bridge still holds the address, the new one cannot
+		// bind it, the profile's activation fails and the bridge is
+		// deleted. Started again: on the new subnets if the change had
+		// begun (the renumber is finished), else, or if that fails, on
+		// the old ones.
+		target, targetName := oldD, "old"
+		if in.Checkpoint != "" {
+			target, targetName = newD, "new"
+		}
+		err = b.reactivate(ctx, c, in, target, dropped)
+		if err != nil && target == newD {
+			b.Log.Warn("starting the network again on its new subnets failed; trying its old ones", "network", in.Network, "error", err)
+			targetName = "old"
+			err = b.reactivate(ctx, c, in, oldD, true)
+		}
+		if err != nil {
+			return "", fmt.Errorf("network %s: NetworkManager dropped its bridge %s; starting it again: %w (will retry)", in.Network, in.Bridge, err)
+		}
+		b.Log.Warn("NetworkManager had dropped the bridge of a network in the middle of its renumber; started it again",
+			"network", in.Network, "bridge", in.Bridge, "subnets", targetName)
+		restarted = " (NetworkManager had dropped its bridge; started again)"
+		have, err = bridgeSubnets(in.Bridge)
+	}
+	if err != nil {
+		return "", fmt.Errorf("network %s: %w (will retry)", in.Network, err)
+	}
 	if in.Checkpoint == "" {
 		// Killed before the checkpoint was recorded: nothing was changed
 		// yet. A checkpoint made meanwhile covers this bridge alone.
 		if err := b.dropOrphanCheckpoints(ctx, c, in.Bridge); err != nil {
 			return "", fmt.Errorf("network %s: %w (will retry)", in.Network, err)
 		}
-		return "nothing had changed yet", b.Intents.Delete(key)
-	}
-	have, err := bridgeSubnets(in.Bridge)
-	if errors.As(err, new(netlink.LinkNotFoundError)) {
-		// Stopped meanwhile: nothing runs to finish.
-		c.CheckpointDestroy(ctx, in.Checkpoint)
-		b.Store.RemoveLive(in.Network)
-		return "the network stopped meanwhile", b.Intents.Delete(key)
-	}
-	if err != nil {
-		return "", fmt.Errorf("network %s: %w (will retry)", in.Network, err)
+		if restarted != "" {
+			if err := b.syncFirewall(); err != nil {
+				return "", fmt.Errorf("network %s: firewall: %w (will retry)", in.Network, err)
+			}
+			if err := hostview.Replug(in.Bridge, in.Ports, true); err != nil {
+				b.Log.Warn("re-plugging the guests' ports", "network", in.Network, "error", err)
+			}
+		}
+		return "nothing had changed yet" + restarted, b.Intents.Delete(key)
 	}
 	if sameSubnets(have, newD.Network.Subnets()) {
 		if err := b.Store.WriteLive(in.Network, []byte(in.NewXML)); err != nil {
 			return "", err
 		}
-		pauseAt("confirm")
 		if err := b.syncFirewall(); err != nil {
 			return "", fmt.Errorf("network %s: firewall for its new subnets: %w (will retry)", in.Network, err)
 		}
@@ -217,7 +290,7 @@ func (b *Backend) complete(ctx context.Context, in *intent) (string, error) {
 		if err := hostview.Replug(in.Bridge, in.Ports, true); err != nil {
 			b.Log.Warn("bouncing the guests' ports", "network", in.Network, "error", err)
 		}
-		return "running on its new subnets", b.Intents.Delete(key)
+		return "running on its new subnets" + restarted, b.Intents.Delete(key)
 	}
 	// Back to the old subnets: NetworkManager's checkpoint restores the
 	// profile and the device; once it is gone (rolled back by timeout, or
@@ -248,10 +321,139 @@ func (b *Backend) complete(ctx context.Context, in *intent) (string, error) {
 		return "", fmt.Errorf("network %s: firewall for its old subnets: %w (will retry)", in.Network, err)
 	}
 	// The ports stay where they are; a rollback may have re-plugged none.
-	if err := hostview.Replug(in.Bridge, in.Ports, false); err != nil {
+	// A bridge made again has none: they are bounced into it.
+	if err := hostview.Replug(in.Bridge, in.Ports, restarted != ""); err != nil {
 		b.Log.Warn("re-plugging the guests' ports", "network", in.Network, "error", err)
 	}
-	return "back on its old subnets", b.Intents.Delete(key)
+	return "back on its old subnets" + restarted, b.Intents.Delete(key)
+}
+
+// reactivate activates a network's profile again with the addresses of d
+// (in memory: its file keeps the definition) once NetworkManager dropped
+// its bridge (force: even if NetworkManager still lists it active), and
+// waits for the bridge to show them.
+func (b *Backend) reactivate(ctx context.Context, c *nm.Client, in *intent, d *netdef.Definition, force bool) error {
+	p, err := FromDefinition(d, b.Store.Autostart(in.Network))
+	if err != nil {
+		return err
+	}
+	refs, err := b.profiles(ctx, c)
+	if err != nil {
+		return err
+	}
+	r, ok := refs[in.Network]
+	if !ok {
+		return fmt.Errorf("its profile is gone")
+	}
+	if err := c.Update2(ctx, r.Path, p.Settings(), nm.InMemory); err != nil {
+		return err
+	}
+	if r.Active == nil || force {
+		if _, err := c.Activate(ctx, r.Path); err != nil {
+			return err
+		}
+	}
+	// Activated as far as the guests need: the bridge has its addresses
+	// (NetworkManager starts dnsmasq on them).
+	want := append(slices.Clone(p.IPv4), p.IPv6...)
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		have, err := bridgeSubnets(p.Iface)
+		if err == nil && sameSubnets(have, want) {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("bridge %s has %v, not %v, after its activation", p.Iface, have, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.kickRA()
+	return nil
+}
+
+// sharedDnsmasqs lists the dnsmasq processes run for the bridge's shared
+// mode: those whose command line names its pid file
+// (/run/nm-dnsmasq-BRIDGE.pid; the file itself may be gone).
+func sharedDnsmasqs(br string) []int {
+	arg := []byte("--pid-file=/run/nm-dnsmasq-" + br + ".pid\x00")
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && bytes.Contains(cmdline, []byte("dnsmasq\x00")) && bytes.Contains(cmdline, arg) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// killOrphanSharedDnsmasq stops the dnsmasq a NetworkManager that died
+// ran for the bridge's shared mode (NetworkManager.service has
+// KillMode=process: it outlives its parent), and tells whether there was
+// one. The NetworkManager started after it neither stops it nor can start
+// its own on the address it holds: it fails the profile's activation and
+// deletes the bridge. A dnsmasq whose parent is a NetworkManager is left
+// alone.
+func killOrphanSharedDnsmasq(br string, log *slog.Logger) bool {
+	killed := false
+	for _, pid := range sharedDnsmasqs(br) {
+		if parentIsNetworkManager(pid) {
+			continue
+		}
+		log.Warn("stopping the dnsmasq a NetworkManager that died left on the bridge", "bridge", br, "pid", pid)
+		unix.Kill(pid, unix.SIGTERM)
+		for i := 0; i < 100 && unix.Kill(pid, 0) == nil; i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if unix.Kill(pid, 0) == nil {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		killed = true
+	}
+	return killed
+}
+
+// awaitSharedDnsmasq waits (up to 5 s) until NetworkManager runs a
+// dnsmasq of its own for the network's bridge (true), or has dropped the
+// network: its profile is no longer active, or the bridge is gone (false).
+func (b *Backend) awaitSharedDnsmasq(ctx context.Context, c *nm.Client, in *intent) bool {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(50 * time.Millisecond) {
+		for _, pid := range sharedDnsmasqs(in.Bridge) {
+			if parentIsNetworkManager(pid) {
+				return true
+			}
+		}
+		if _, err := netlink.LinkByName(in.Bridge); errors.As(err, new(netlink.LinkNotFoundError)) {
+			return false
+		}
+		if refs, err := b.profiles(ctx, c); err == nil && refs[in.Network].Active == nil {
+			return false
+		}
+	}
+	return false
+}
+
+// parentIsNetworkManager tells whether process pid's parent is a
+// NetworkManager (from /proc/PID/stat and the parent's comm).
+func parentIsNetworkManager(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return false
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 2 {
+		return false
+	}
+	comm, err := os.ReadFile("/proc/" + f[1] + "/comm")
+	return err == nil && strings.TrimSpace(string(comm)) == "NetworkManager"
 }
 
 // dropOrphanCheckpoints destroys the checkpoints that cover exactly the
@@ -266,7 +468,7 @@ func (b *Backend) dropOrphanCheckpoints(ctx context.Context, c *nm.Client, br st
 		return err
 	}
 	for _, cp := range cps {
-		devs, err := c.CheckpointDevices(cp)
+		devs, err := c.CheckpointDevices(ctx, cp)
 		if err != nil || len(devs) != 1 || devs[0] != dev {
 			continue
 		}
@@ -278,15 +480,23 @@ func (b *Backend) dropOrphanCheckpoints(ctx context.Context, c *nm.Client, br st
 	return nil
 }
 
-// PauseEnv names a step of a renumber (checkpoint, update, reapply,
-// confirm) at which the process stops for a minute: how the lab's fault
-// tests kill a renumber at a chosen point. Never set in production.
-const PauseEnv = "VNETGUARD_TEST_PAUSE_AT"
+// carryFloor and carryDefault bound how long a renumber under way is
+// carried through: the caller's deadline, but never less than carryFloor
+// from now; carryDefault when the caller has none.
+const (
+	carryFloor   = 5 * time.Second
+	carryDefault = 2 * time.Minute
+)
 
-func pauseAt(step string) {
-	if os.Getenv(PauseEnv) == step {
-		time.Sleep(time.Minute)
+// carryContext is the context a renumber under way is carried through on:
+// not cancelled with the caller's, ending at the caller's deadline (at
+// least carryFloor from now), or after carryDefault.
+func carryContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := carryDefault
+	if dl, ok := ctx.Deadline(); ok {
+		d = max(time.Until(dl), carryFloor)
 	}
+	return context.WithTimeout(context.WithoutCancel(ctx), d)
 }
 
 func checkpointGone(err error) bool {
