@@ -15,15 +15,52 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vnetguard/vnetguard/scripts/labkit"
 )
 
+// vnetguardBin is the binary under test: a fresh build of this tree, or,
+// with VNETGUARD_BIN set, that binary as it is (an installed one:
+// VNETGUARD_BIN=/usr/bin/vnetguard after the .deb was installed in a lab
+// started with --dpkg; scripts/test-all does that). Every test that runs
+// vnetguard, starts the daemon or links a dispatcher hook uses it.
 var vnetguardBin string
 
+// installedBin tells that vnetguardBin came from VNETGUARD_BIN rather than
+// from a build.
+var installedBin bool
+
 func TestMain(m *testing.M) {
+	if bin := os.Getenv("VNETGUARD_BIN"); bin != "" {
+		fi, err := os.Stat(bin)
+		if !filepath.IsAbs(bin) || err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
+			fmt.Fprintf(os.Stderr, "VNETGUARD_BIN=%s: not an absolute path to an executable file (%v)\n", bin, err)
+			os.Exit(2)
+		}
+		vnetguardBin, installedBin = bin, true
+		version, _ := exec.Command(bin, "--version").Output()
+		fmt.Fprintf(os.Stderr, "e2e: testing %s (%s), not a build of this tree\n", bin, strings.TrimSpace(string(version)))
+		// Its package's hook links would run for every NetworkManager
+		// event of every test (NetworkManager also activates a veth that
+		// a test addresses by hand), racing the daemon tests' daemon:
+		// hidden, as in a lab without the package, but from tests that
+		// ask for them (useInstalledHooks).
+		if os.Getenv("LAB") == "1" && sameFile(installedHooks+"/90-vnetguard", bin) && sameFile(installedHooks+"/pre-up.d/90-vnetguard", bin) {
+			if err := hideInstalledHooks(); err != nil {
+				fmt.Fprintf(os.Stderr, "hide %s: %v\n", installedHooks, err)
+				os.Exit(2)
+			}
+			fmt.Fprintf(os.Stderr, "e2e: its hook links in %s are hidden from NetworkManager but in tests that ask for them\n", installedHooks)
+		}
+		code := m.Run()
+		if hooksHidden {
+			showInstalledHooks()
+		}
+		os.Exit(code)
+	}
 	dir, err := os.MkdirTemp("", "vnetguard-e2e")
 	if err != nil {
 		panic(err)
@@ -259,4 +296,83 @@ func clashingUplink(t testing.TB, name, cidr string) {
 	t.Helper()
 	labkit.NewUplink(t, name, "")
 	labkit.Run(t, "ip", "addr", "add", cidr, "dev", name)
+}
+
+// installedHooks is where the package puts the dispatcher hook's links
+// (90-vnetguard and pre-up.d/90-vnetguard, to ../bin/vnetguard).
+const installedHooks = "/usr/lib/NetworkManager/dispatcher.d"
+
+// hooksHidden: an empty tmpfs of the lab's lies over installedHooks (with
+// an installed binary under test, see TestMain).
+var hooksHidden bool
+
+func hideInstalledHooks() error {
+	if err := syscall.Mount("lab-hooks-hidden", installedHooks, "tmpfs", 0, "mode=755"); err != nil {
+		return err
+	}
+	hooksHidden = true
+	for _, d := range []string{"pre-up.d", "pre-down.d", "no-wait.d"} {
+		os.Mkdir(filepath.Join(installedHooks, d), 0o755)
+	}
+	return nil
+}
+
+func showInstalledHooks() error {
+	if err := syscall.Unmount(installedHooks, 0); err != nil {
+		return err
+	}
+	hooksHidden = false
+	return nil
+}
+
+// useInstalledHooks shows NetworkManager's dispatcher the installed hook
+// links until the test ends (they are hidden from the others).
+func useInstalledHooks(t testing.TB) {
+	t.Helper()
+	if !hooksHidden {
+		return
+	}
+	if err := showInstalledHooks(); err != nil {
+		t.Fatalf("show the installed hooks in %s: %v", installedHooks, err)
+	}
+	t.Cleanup(func() {
+		if err := hideInstalledHooks(); err != nil {
+			t.Errorf("hide the installed hooks in %s again: %v", installedHooks, err)
+		}
+	})
+}
+
+// dispatcherHook has NetworkManager's dispatcher run the binary under test
+// as the hook at path, a script under /etc/NetworkManager/dispatcher.d
+// (which the lab keeps empty): a link to vnetguardBin, removed at cleanup.
+// When the binary under test is an installed one (VNETGUARD_BIN) whose
+// package put the same link under /usr/lib/NetworkManager/dispatcher.d,
+// that installed link is what runs: it is shown to the dispatcher for the
+// test, nothing is added (a link in /etc would shadow it), and it must
+// resolve to the binary.
+func dispatcherHook(t *testing.T, path string) {
+	t.Helper()
+	if rel, err := filepath.Rel("/etc/NetworkManager/dispatcher.d", path); installedBin && err == nil && !strings.HasPrefix(rel, "..") {
+		useInstalledHooks(t)
+		link := filepath.Join(installedHooks, rel)
+		if !sameFile(link, vnetguardBin) {
+			t.Fatalf("testing the installed %s, but %s does not resolve to it", vnetguardBin, link)
+		}
+		if _, err := os.Lstat(path); err == nil {
+			t.Fatalf("%s exists and would shadow the installed %s", path, link)
+		}
+		t.Logf("the dispatcher runs the installed %s", link)
+		return
+	}
+	if err := os.Symlink(vnetguardBin, path); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(path) })
+}
+
+// sameFile tells whether a and b (links followed) are one file.
+func sameFile(a, b string) bool {
+	fa, err1 := os.Stat(a)
+	fb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
 }
