@@ -37,15 +37,8 @@ type Rule struct {
 	Proto    string       // udp, tcp, icmpv6
 	Port     uint16       // destination port (udp, tcp); 0 any
 	ICMPv6   uint8        // icmpv6 type; 0 any
-	Verdict  string       // accept, drop, masquerade, or snat-self
+	Verdict  string       // accept, drop or masquerade
 }
-
-// SNATSelf is the verdict of a source NAT onto the packet's own source
-// address: an identity binding. NetworkManager's shared mode (which route
-// networks use for DHCP) masquerades in a table of its own at the same
-// hook; the first NAT binding made wins, and ours runs first, so a routed
-// network's packets leave with their own addresses.
-const SNATSelf = "snat-self"
 
 // String renders the rule in nft's syntax, for tests and logs.
 func (r Rule) String() string {
@@ -87,23 +80,8 @@ func (r Rule) String() string {
 	case r.Proto != "":
 		add("meta l4proto %s", r.Proto)
 	}
-	if r.Verdict == SNATSelf {
-		add("snat %s to %s saddr", fam(r.Src), fam(r.Src))
-	} else {
-		add("%s", r.Verdict)
-	}
+	add("%s", r.Verdict)
 	return r.Chain + ": " + strings.Join(f, " ")
-}
-
-// sharedV4 tells whether the network's profile uses NetworkManager's
-// shared mode for IPv4: an IPv4 <ip> with <dhcp>.
-func sharedV4(n *netdef.Network) bool {
-	for _, ip := range n.IPs {
-		if p, err := ip.Subnet(); err == nil && p.Addr().Is4() && ip.DHCP != nil {
-			return true
-		}
-	}
-	return false
 }
 
 // ICMPv6 types accepted on a bridge: router solicitation and
@@ -116,10 +94,10 @@ var ndTypes = []uint8{133, 134, 135, 136}
 //     bridge (input); forwarding between its own ports accepted;
 //   - nat: IPv4 out of the subnet accepted and masqueraded, replies back
 //     in; IPv6 routed both ways unless <nat ipv6='yes'/> masquerades it too;
-//   - route: the subnets forwarded both ways without NAT (and kept from
-//     NetworkManager's shared-mode masquerade by an identity SNAT);
-//   - open: nothing at all (as libvirt), bar that identity SNAT when the
-//     network has DHCPv4 (shared mode);
+//   - route: the subnets forwarded both ways without NAT (its DHCP comes
+//     from vnetguard's dnsmasq, never shared mode, whose table would
+//     masquerade it);
+//   - open: nothing at all (as libvirt);
 //   - isolated (no <forward>): nothing forwarded beyond the bridge;
 //   - anything else forwarded to or from the bridge is dropped.
 func Rules(nets []*netdef.Definition) []Rule {
@@ -133,16 +111,6 @@ func Rules(nets []*netdef.Definition) []Rule {
 		}
 		if n.ForwardMode() == "open" {
 			// As libvirt: no rules of its own, the host's firewall decides.
-			// Only NetworkManager's shared-mode masquerade (DHCPv4 makes
-			// the profile shared) is kept off.
-			if !sharedV4(n) {
-				continue
-			}
-			for _, s := range n.Subnets() {
-				if s.Addr().Is4() {
-					out = append(out, Rule{Chain: Postrouting, Src: s, Dst: s, DstNot: true, OIfNot: br, Verdict: SNATSelf})
-				}
-			}
 			continue
 		}
 		for _, port := range []uint16{53, 67, 547} {
@@ -170,9 +138,6 @@ func Rules(nets []*netdef.Definition) []Rule {
 				out = append(out,
 					Rule{Chain: Forward, IIf: br, Src: s, Verdict: "accept"},
 					Rule{Chain: Forward, OIf: br, Dst: s, Verdict: "accept"})
-				if s.Addr().Is4() {
-					out = append(out, Rule{Chain: Postrouting, Src: s, Dst: s, DstNot: true, OIfNot: br, Verdict: SNATSelf})
-				}
 			}
 		}
 		out = append(out,

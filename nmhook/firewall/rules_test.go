@@ -58,12 +58,11 @@ forward: iifname "br0" drop
 forward: oifname "br0" drop
 `,
 	}, {
-		name: "route: both ways, no NAT (an identity SNAT keeps NetworkManager's masquerade off)",
+		name: "route: both ways, no NAT",
 		xml: `<network><name>n</name><forward mode='route'/><bridge name='br0'/><ip address='10.0.0.1' prefix='24'/>
 <ip family='ipv6' address='fd00::1' prefix='64'/></network>`,
 		want: common + `forward: iifname "br0" ip saddr 10.0.0.0/24 accept
 forward: oifname "br0" ip daddr 10.0.0.0/24 accept
-postrouting: oifname != "br0" ip saddr 10.0.0.0/24 ip daddr != 10.0.0.0/24 snat ip to ip saddr
 forward: iifname "br0" ip6 saddr fd00::/64 accept
 forward: oifname "br0" ip6 daddr fd00::/64 accept
 forward: iifname "br0" drop
@@ -74,10 +73,9 @@ forward: oifname "br0" drop
 		xml:  `<network><name>n</name><forward mode='open'/><bridge name='br0'/><ip address='10.0.0.1' prefix='24'/><ip family='ipv6' address='fd00::1' prefix='64'/></network>`,
 		want: ``,
 	}, {
-		name: "open with DHCPv4: only the identity SNAT",
+		name: "open with DHCPv4 (vnetguard's dnsmasq): still no rules",
 		xml:  `<network><name>n</name><forward mode='open'/><bridge name='br0'/><ip address='10.0.0.1' prefix='24'><dhcp/></ip><ip family='ipv6' address='fd00::1' prefix='64'/></network>`,
-		want: `postrouting: oifname != "br0" ip saddr 10.0.0.0/24 ip daddr != 10.0.0.0/24 snat ip to ip saddr
-`,
+		want: ``,
 	}, {
 		name: "isolated: nothing beyond the bridge",
 		xml:  `<network><name>n</name><bridge name='br0'/><ip address='10.0.0.1' prefix='24'/></network>`,
@@ -107,9 +105,6 @@ func TestCompile(t *testing.T) {
 		if _, err := compile(r); err != nil {
 			t.Errorf("%s: %v", r, err)
 		}
-	}
-	if _, err := compile(Rule{Chain: Postrouting, Verdict: SNATSelf}); err == nil {
-		t.Error("snat-self without a source compiled")
 	}
 	if _, err := compile(Rule{Chain: Input, Proto: "sctp", Port: 1}); err == nil {
 		t.Error("unknown protocol compiled")

@@ -153,18 +153,6 @@ func compile(r Rule) ([]expr.Any, error) {
 		e = append(e, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1})
 		cmp(expr.CmpOpEq, []byte{r.ICMPv6})
 	}
-	if r.Verdict == SNATSelf {
-		if !r.Src.IsValid() {
-			return nil, fmt.Errorf("snat-self needs a source subnet")
-		}
-		off, l, fam := uint32(8), uint32(16), uint32(unix.NFPROTO_IPV6)
-		if r.Src.Addr().Is4() {
-			off, l, fam = 12, 4, unix.NFPROTO_IPV4
-		}
-		return append(e,
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: l},
-			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: fam, RegAddrMin: 1}), nil
-	}
 	return append(e, verdict(r.Verdict)...), nil
 }
 
@@ -172,8 +160,6 @@ func verdict(v string) []expr.Any {
 	switch v {
 	case "masquerade":
 		return []expr.Any{&expr.Masq{}}
-	case SNATSelf:
-		return nil // compile makes it: it needs the source address
 	case "drop":
 		return []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}
 	}

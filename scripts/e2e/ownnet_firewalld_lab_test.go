@@ -82,4 +82,23 @@ func TestOwnNetWithFirewalld(t *testing.T) {
 		t.Fatalf("after firewall-cmd --reload the guest cannot reach upstream")
 	}
 	reaches(labkit.NewGuest(t, "ogfwd2", br), "after firewall-cmd --reload")
+
+	// A routed network gets its DHCP from vnetguard's dnsmasq, not shared
+	// mode, yet its bridge is in the nm-shared zone too (the profile says
+	// so): DHCP from its guests reaches the host and their traffic is
+	// forwarded, where firewalld's default zone would refuse both.
+	const rname, rbr = "ownfwr", "ownbr17"
+	r4 := netip.MustParsePrefix("10.88.0.0/24")
+	o.define(t, rname, ownXML(rname, rbr, "route", "10.88.0", "", ""))
+	o.net(t, "start", rname)
+	t.Cleanup(func() { vnetguard(t, o.env(), "net", "stop", rname, "--lock-dir", o.run) })
+	if z := firewalldZone(rbr); z != "nm-shared" {
+		t.Fatalf("routed bridge %s in firewalld zone %q, want nm-shared", rbr, z)
+	}
+	up.Exec(t, "ip", "route", "add", r4.String(), "via", "10.86.0.2")
+	rg := labkit.NewGuest(t, "ogfwr", rbr)
+	ra := rg.WaitAddr(t, r4, 30*time.Second)
+	if !pingUp(t, rg, up4) {
+		t.Fatalf("routed guest %s cannot reach upstream %s with firewalld", ra, up4)
+	}
 }

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -23,6 +24,11 @@ func TestOwnNetProxyNDP(t *testing.T) {
 	const name, br = "ownpx", "ownbrpx"
 	up := labkit.NewUplink(t, "uppx", "fd46:1::1/64")
 	up.NMStatic(t, "fd46:1::10/64")
+	// As on a host where forwarding was on before NetworkManager set the
+	// uplink up (it sets the device's forwarding to 0): the kernel
+	// proxies only on a forwarding interface.
+	labkit.Run(t, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+	labkit.Run(t, "sysctl", "-qw", "net.ipv6.conf.uppx.forwarding=0")
 	shared := netip.MustParsePrefix("fd46:1::/64")
 	o.define(t, name, `<network>
   <name>ownpx</name>
@@ -61,10 +67,21 @@ func TestOwnNetProxyNDP(t *testing.T) {
 	if !strings.Contains(proxies(), a6.String()+" ") {
 		t.Fatalf("no proxy entry for %s on %s:\n%s", a6, up.Name, proxies())
 	}
-	labkit.Eventually(t, 10*time.Second, "the upstream router to reach the guest at "+a6.String(), func() bool {
+	reached := false
+	for deadline := time.Now().Add(10 * time.Second); !reached && time.Now().Before(deadline); {
 		_, err := labkit.Try("ip", "netns", "exec", up.Router, "ping", "-c", "1", "-W", "1", a6.String())
-		return err == nil
-	})
+		reached = err == nil
+	}
+	if !reached {
+		var dump strings.Builder
+		for _, argv := range [][]string{{"nft", "list", "ruleset"}, {"ip6tables-save"}, {"ip", "-6", "route"}, {"ip", "-6", "neigh"},
+			{"sysctl", "net.ipv6.conf.all.forwarding", "net.ipv6.conf." + up.Name + ".proxy_ndp", "net.ipv6.conf." + up.Name + ".forwarding", "net.ipv6.conf.default.forwarding", "net.ipv6.conf.all.proxy_ndp"}, {"ip", "-6", "neigh", "show", "proxy"}, {"ip", "-6", "maddr", "show", "dev", up.Name},
+			{"ip", "netns", "exec", up.Router, "ip", "-6", "neigh"}} {
+			out, err := labkit.Try(argv...)
+			fmt.Fprintf(&dump, "$ %s (%v)\n%s\n", strings.Join(argv, " "), err, out)
+		}
+		t.Fatalf("the upstream router cannot reach the guest at %s:\n%s", a6, dump.String())
+	}
 	if err := g.Ping(t, netip.MustParseAddr("fd46:1::1")); err != nil {
 		gr, _ := labkit.Try("ip", "-n", g.Name, "-6", "route")
 		t.Fatalf("guest cannot reach the upstream router: %v\nguest routes:\n%s", err, gr)

@@ -54,6 +54,13 @@ type Profile struct {
 	ProxyAddrs      []netip.Addr
 	IPv6Routes      []netip.Prefix
 	IPv6RouteMetric int64 // 0: NetworkManager's default
+	// Zone is the firewalld zone NetworkManager puts the bridge in (when
+	// firewalld runs): "nm-shared", the zone NetworkManager gives its own
+	// shared-mode bridges (DHCP, DNS and ICMP from the guests accepted,
+	// their traffic forwarded), for every network vnetguard firewalls
+	// itself; "" (firewalld's default zone) for open and bridged ones,
+	// which the host's firewall governs.
+	Zone string
 	// Uplink is the interface a bridged network (<forward mode='bridge'>
 	// with <interface dev=...>) takes over as the bridge's port; "" for
 	// the others.
@@ -116,6 +123,9 @@ func FromDefinition(d *netdef.Definition, autostart bool) (Profile, error) {
 	}
 	if n.Bridge == nil || n.Bridge.Name == "" {
 		return fail("network", "vnetguard's own networks need <bridge name='...'/>")
+	}
+	if mode != "open" {
+		p.Zone = "nm-shared"
 	}
 	p.Iface = n.Bridge.Name
 	if s := n.Bridge.STP; s == "off" {
@@ -393,6 +403,9 @@ func (p Profile) Settings() nm.Settings {
 	}
 	if p.ForwardDelay >= 0 {
 		s["bridge"]["forward-delay"] = v(uint32(p.ForwardDelay))
+	}
+	if p.Zone != "" {
+		s["connection"]["zone"] = v(p.Zone)
 	}
 	if p.MTU != 0 || p.MAC != "" {
 		eth := map[string]dbus.Variant{}

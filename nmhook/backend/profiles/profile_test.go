@@ -33,20 +33,20 @@ func TestFromDefinition(t *testing.T) {
 		want: Profile{Network: "lab", ID: "vnetguard-lab", UUID: NameUUID("lab"), Iface: "br9",
 			STP: false, ForwardDelay: 0, IPv4Method: "shared", IPv4: []netip.Prefix{pp("10.1.2.1/24")},
 			IPv6Method: "shared", IPv6: []netip.Prefix{pp("fd00:1::1/64")}, DHCP: "shared", RA: "networkmanager",
-			Notes: []string{"NetworkManager 1.42 has no shared-dhcp-range: it leases 10.1.2.10-10.1.2.254"}},
+			Notes: []string{"NetworkManager 1.42 has no shared-dhcp-range: it leases 10.1.2.10-10.1.2.254"}, Zone: "nm-shared"},
 	}, {
 		name: "isolated IPv4 without DHCP, no IPv6, uuid and mtu given",
 		xml: `<network><name>iso</name><uuid>0b5a3a8c-2f9c-4d5e-9b1f-3c2d1e0f9a8b</uuid><bridge name='br8' delay='5'/><mtu size='9000'/>
 <ip address='10.1.3.1' netmask='255.255.255.0'/></network>`,
 		want: Profile{Network: "iso", ID: "vnetguard-iso", UUID: "0b5a3a8c-2f9c-4d5e-9b1f-3c2d1e0f9a8b", Iface: "br8",
 			STP: true, ForwardDelay: 5, MTU: 9000, IPv4Method: "manual", IPv4: []netip.Prefix{pp("10.1.3.1/24")},
-			IPv6Method: "disabled", DHCP: "none"},
+			IPv6Method: "disabled", DHCP: "none", Zone: "nm-shared"},
 	}, {
 		name: "DHCP address first",
 		xml: `<network><name>two</name><bridge name='br7'/><ip address='10.1.4.1' prefix='24'/>
 <ip address='10.1.5.1' prefix='24'><dhcp/></ip></network>`,
 		want: Profile{Network: "two", ID: "vnetguard-two", UUID: NameUUID("two"), Iface: "br7", STP: true, ForwardDelay: -1,
-			IPv4Method: "shared", IPv4: []netip.Prefix{pp("10.1.5.1/24"), pp("10.1.4.1/24")}, IPv6Method: "disabled", DHCP: "shared"},
+			IPv4Method: "shared", IPv4: []netip.Prefix{pp("10.1.5.1/24"), pp("10.1.4.1/24")}, IPv6Method: "disabled", DHCP: "shared", Zone: "nm-shared"},
 	}, {
 		name: "DHCP hosts and DHCPv6: vnetguard's dnsmasq, which also sends the RAs",
 		xml: `<network><name>own</name><forward mode='nat'/><bridge name='br6' stp='off'/>
@@ -54,7 +54,7 @@ func TestFromDefinition(t *testing.T) {
 <ip family='ipv6' address='fd00:6::1' prefix='64'><dhcp><range start='fd00:6::100' end='fd00:6::1ff'/></dhcp></ip></network>`,
 		want: Profile{Network: "own", ID: "vnetguard-own", UUID: NameUUID("own"), Iface: "br6", ForwardDelay: -1,
 			IPv4Method: "manual", IPv4: []netip.Prefix{pp("10.1.6.1/24")}, IPv6Method: "manual", IPv6: []netip.Prefix{pp("fd00:6::1/64")},
-			DHCP: "dnsmasq", RA: "dnsmasq", Notes: []string{"DHCP and DNS from vnetguard's own dnsmasq: DHCP hosts, DHCPv6"}},
+			DHCP: "dnsmasq", RA: "dnsmasq", Notes: []string{"DHCP and DNS from vnetguard's own dnsmasq: DHCP hosts, DHCPv6"}, Zone: "nm-shared"},
 	}, {
 		name: "routed DHCPv4: vnetguard's dnsmasq, NetworkManager's RAs",
 		xml: `<network><name>rt</name><forward mode='route'/><bridge name='br5'/>
@@ -62,7 +62,7 @@ func TestFromDefinition(t *testing.T) {
 <ip family='ipv6' address='fd00:7::1' prefix='64'/></network>`,
 		want: Profile{Network: "rt", ID: "vnetguard-rt", UUID: NameUUID("rt"), Iface: "br5", STP: true, ForwardDelay: -1,
 			IPv4Method: "manual", IPv4: []netip.Prefix{pp("10.1.7.1/24")}, IPv6Method: "shared", IPv6: []netip.Prefix{pp("fd00:7::1/64")},
-			DHCP: "dnsmasq", RA: "networkmanager", Notes: []string{"DHCP and DNS from vnetguard's own dnsmasq: a routed network's DHCP (shared mode would block connections from outside)"}},
+			DHCP: "dnsmasq", RA: "networkmanager", Notes: []string{"DHCP and DNS from vnetguard's own dnsmasq: a routed network's DHCP (shared mode would block connections from outside)"}, Zone: "nm-shared"},
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

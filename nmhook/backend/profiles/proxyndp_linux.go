@@ -131,15 +131,8 @@ func (x ProxyNDP) syncUplink(uplink string, prefixes []netip.Prefix, want []neti
 		return err
 	}
 	if len(want) > 0 {
-		dir := x.SysctlDir
-		if dir == "" {
-			dir = "/proc/sys"
-		}
-		f := filepath.Join(dir, "net/ipv6/conf", uplink, "proxy_ndp")
-		if v, err := os.ReadFile(f); err != nil || strings.TrimSpace(string(v)) != "1" {
-			if err := os.WriteFile(f, []byte("1\n"), 0o644); err != nil {
-				return err
-			}
+		if err := x.uplinkSysctls(uplink); err != nil {
+			return err
 		}
 	}
 	have, err := netlink.NeighProxyList(link.Attrs().Index, unix.AF_INET6)
@@ -173,4 +166,39 @@ func (x ProxyNDP) syncUplink(uplink string, prefixes []netip.Prefix, want []neti
 		present[a] = true
 	}
 	return errors.Join(errs...)
+}
+
+// uplinkSysctls turns on what the kernel needs to answer for the guests on
+// the uplink: proxy_ndp, and forwarding on the uplink itself (the kernel
+// proxies only on a forwarding interface, and NetworkManager sets a
+// device's forwarding to 0 when it configures IPv6 on it, whatever
+// all.forwarding says). A forwarding interface ignores router
+// advertisements at accept_ra=1, so 1 becomes 2 (accept them anyway);
+// NetworkManager's own handling (accept_ra=0) is left alone. Each is
+// written only when it differs.
+func (x ProxyNDP) uplinkSysctls(uplink string) error {
+	dir := x.SysctlDir
+	if dir == "" {
+		dir = "/proc/sys"
+	}
+	conf := filepath.Join(dir, "net/ipv6/conf", uplink)
+	read := func(k string) string {
+		v, _ := os.ReadFile(filepath.Join(conf, k))
+		return strings.TrimSpace(string(v))
+	}
+	write := func(k, v string) error {
+		if read(k) == v {
+			return nil
+		}
+		return os.WriteFile(filepath.Join(conf, k), []byte(v+"\n"), 0o644)
+	}
+	if read("accept_ra") == "1" {
+		if err := write("accept_ra", "2"); err != nil {
+			return err
+		}
+	}
+	if err := write("forwarding", "1"); err != nil {
+		return err
+	}
+	return write("proxy_ndp", "1")
 }
