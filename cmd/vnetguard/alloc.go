@@ -37,7 +37,8 @@ type allocContext struct {
 	ula       conflict.ULAGlobalID
 	ulaErr    error // why no IPv6 subnet can be chosen (an unusable ULA file); IPv6 is then not usable
 	usable    map[conflict.Family]bool
-	memory    *state.Memory
+	cacheDir  string        // where memory.json is, read on first use
+	memory    *state.Memory // nil until then
 	others    []netip.Prefix
 	reserved  []netip.Prefix
 }
@@ -97,16 +98,26 @@ func (o *allocOptions) resolveAll(wantULA bool) (*allocContext, error) {
 			ctx.others = append(ctx.others, d.Network.Subnets()...)
 		}
 	}
-	mem, err := state.LoadMemory(o.cacheDir)
-	if err != nil {
-		// A damaged cache only loses hints; say so and go on without it.
-		fmt.Fprintf(os.Stderr, "vnetguard: ignoring remembered subnets: %v\n", err)
-	}
-	ctx.memory = mem
+	ctx.cacheDir = o.cacheDir
 	if wantULA && ctx.usable[conflict.IPv6] {
 		ctx.loadULA(o.stateDir)
 	}
 	return ctx, nil
+}
+
+// remembered are the subnets remembered for a network's defined subnet
+// s. memory.json is read on the first call only: the commands that never
+// choose a subnet here (the guard's settings) never read it.
+func (c *allocContext) remembered(network string, s netip.Prefix) []netip.Prefix {
+	if c.memory == nil {
+		mem, err := state.LoadMemory(c.cacheDir)
+		if err != nil {
+			// A damaged cache only loses hints; say so and go on without it.
+			fmt.Fprintf(os.Stderr, "vnetguard: ignoring remembered subnets: %v\n", err)
+		}
+		c.memory = mem
+	}
+	return c.memory.Remembered(network, s)
 }
 
 // loadULA loads (or makes) the host's ULA; when it cannot, IPv6 subnets

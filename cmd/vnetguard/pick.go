@@ -120,7 +120,7 @@ func addNetworkHints(req *conflict.Request, d *netdef.Definition, ctx *allocCont
 		if req.Bits == 0 {
 			req.Bits = s.Bits()
 		}
-		req.Remembered = append(req.Remembered, ctx.memory.Remembered(req.Network, s)...)
+		req.Remembered = append(req.Remembered, ctx.remembered(req.Network, s)...)
 		req.Remembered = append(req.Remembered, s)
 	}
 }

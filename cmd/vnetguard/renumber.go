@@ -191,7 +191,7 @@ func renumberDefinition(d *netdef.Definition, targets []netip.Prefix, index *con
 		Targets:  targets,
 		Others:   append(others, ctx.others...),
 		Remembered: func(from netip.Prefix) []netip.Prefix {
-			return ctx.memory.Remembered(d.Network.Name, from)
+			return ctx.remembered(d.Network.Name, from)
 		},
 		Host:      index,
 		Reserved:  ctx.reserved,

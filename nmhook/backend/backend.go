@@ -7,6 +7,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"net/netip"
 
 	"github.com/vnetguard/vnetguard/netdef"
 )
@@ -47,7 +48,52 @@ type Backend interface {
 	// Pending names the networks with an unfinished effect.
 	Pending() ([]string, error)
 	// Recover completes or undoes the unfinished effect on a network and
-	// says what it did ("" when there was nothing to do).
-	Recover(ctx context.Context, name string) (string, error)
+	// says what it did.
+	Recover(ctx context.Context, name string) (Recovered, error)
 	Close() error
+}
+
+// Recovered is what finishing an unfinished effect did.
+type Recovered struct {
+	// Note says it in words; "" when there was nothing to do.
+	Note string
+	// Moves are the subnets of a renumber it carried through to the new
+	// subnets (as the network ran → as it runs now); none when it rolled
+	// back or found the network as someone else left it. The guard
+	// remembers them as it remembers a renumber it made itself.
+	Moves []Move
+}
+
+// Move is one subnet a renumber moved.
+type Move struct{ From, To netip.Prefix }
+
+// MovesBetween pairs the subnets of a network's XML before and after a
+// renumber, each family in order, and lists those that changed. XML that
+// does not parse gives none.
+func MovesBetween(oldXML, newXML []byte) []Move {
+	o, err1 := netdef.Parse(oldXML)
+	n, err2 := netdef.Parse(newXML)
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	var out []Move
+	for _, v4 := range []bool{true, false} {
+		from, to := family(o.Network.Subnets(), v4), family(n.Network.Subnets(), v4)
+		for i := range min(len(from), len(to)) {
+			if from[i].Masked() != to[i].Masked() {
+				out = append(out, Move{From: from[i].Masked(), To: to[i].Masked()})
+			}
+		}
+	}
+	return out
+}
+
+func family(ps []netip.Prefix, v4 bool) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range ps {
+		if p.Addr().Is4() == v4 {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -18,10 +18,13 @@ import (
 	"github.com/vnetguard/vnetguard/nmhook/backend"
 )
 
-// Network and Backend are the backend contract (nmhook/backend).
+// Network, Backend, Recovered and Move are the backend contract
+// (nmhook/backend).
 type (
-	Network = backend.Network
-	Backend = backend.Backend
+	Network   = backend.Network
+	Backend   = backend.Backend
+	Recovered = backend.Recovered
+	Move      = backend.Move
 )
 
 // ErrNotFound is what a backend returns for a network it does not have.

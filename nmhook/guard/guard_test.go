@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vnetguard/vnetguard/conflict"
 	"github.com/vnetguard/vnetguard/netdef"
@@ -20,12 +21,13 @@ import (
 // (locks, recovery first, memory, outcomes) be tested without root. The
 // real backend is exercised by the lab tests.
 type memBackend struct {
-	nets        map[string]*Network
-	renumbers   []string
-	destroys    []string
-	pending     []string
-	recovered   []string
-	failRecover error
+	nets         map[string]*Network
+	renumbers    []string
+	destroys     []string
+	pending      []string
+	recovered    []string
+	failRecover  error
+	recoverMoves []Move // what Recover reports it carried through
 }
 
 func (m *memBackend) Name() string { return "mem" }
@@ -57,13 +59,13 @@ func (m *memBackend) Destroy(_ context.Context, n Network) error {
 	return nil
 }
 func (m *memBackend) Pending() ([]string, error) { return m.pending, nil }
-func (m *memBackend) Recover(_ context.Context, name string) (string, error) {
+func (m *memBackend) Recover(_ context.Context, name string) (Recovered, error) {
 	if m.failRecover != nil {
-		return "", m.failRecover
+		return Recovered{}, m.failRecover
 	}
 	m.recovered = append(m.recovered, name)
 	m.pending = nil
-	return "done", nil
+	return Recovered{Note: "done", Moves: m.recoverMoves}, nil
 }
 func (m *memBackend) Close() error { return nil }
 
@@ -280,5 +282,41 @@ func TestProxyNDPSharesItsUplinksSubnet(t *testing.T) {
 	}
 	if !g.Threatens(p("2001:db8:1::/64"), "wg0") {
 		t.Error("the /64 on another interface not counted as a threat")
+	}
+}
+
+// A renumber that recovery carried through (the run that began it was
+// killed) is remembered like one the guard made: where the defined subnet
+// went, and the action, so damping holds a second move back.
+func TestRecoveredRenumberIsRemembered(t *testing.T) {
+	b := &memBackend{nets: map[string]*Network{"default": network(t, "default", "virbr0", "192.168.121.1/24", "renumber")}}
+	defined := network(t, "default", "virbr0", "192.168.122.1/24", "renumber")
+	b.nets["default"].Defined = defined.Defined
+	b.pending = []string{"default"}
+	b.recoverMoves = []Move{{From: netip.MustParsePrefix("192.168.122.0/24"), To: netip.MustParsePrefix("192.168.121.0/24")}}
+	g, _ := newTestGuard(t, b, conflict.HostView{})
+	set := g.Settings()
+	set.DampingWindow = 10 * time.Second
+	g.SetSettings(set)
+	g.Recover(t.Context())
+	mem, err := state.LoadMemory(g.Settings().CacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mem.Remembered("default", netip.MustParsePrefix("192.168.122.0/24")); len(got) == 0 || got[0] != netip.MustParsePrefix("192.168.121.0/24") {
+		t.Fatalf("remembered %v, want 192.168.121.0/24 for the defined 192.168.122.0/24", got)
+	}
+	a := mem.Networks["default"].LastAction
+	if a == nil || a.Action != "renumber" || len(a.Left) != 1 || a.Left[0] != netip.MustParsePrefix("192.168.122.0/24") {
+		t.Fatalf("last action %+v", a)
+	}
+	// The new subnet now clashes too: damping holds the second move back.
+	g.Host = memHost{lan("192.168.121.0/24")}
+	out, err := g.Pass(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.renumbers) != 0 || len(out) != 1 || out[0].RetryIn == 0 {
+		t.Fatalf("moved again within the damping window: renumbers %v, outcomes %+v", b.renumbers, out)
 	}
 }

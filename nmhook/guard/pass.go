@@ -530,7 +530,35 @@ func (g *Guard) recoverLocked(ctx context.Context, set Settings, b Backend, name
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	return b.Recover(rctx, name)
+	r, err := b.Recover(rctx, name)
+	if err == nil && len(r.Moves) > 0 {
+		g.rememberRecovered(rctx, set, b, name, r.Moves)
+	}
+	return r.Note, err
+}
+
+// rememberRecovered records a renumber that recovery carried through, as
+// act records one it made: where each defined subnet went (so the network
+// returns there), and the action for damping (no second move within the
+// window, never back onto a subnet it left).
+func (g *Guard) rememberRecovered(ctx context.Context, set Settings, b Backend, name string, moves []Move) {
+	n, err := b.Network(ctx, name)
+	if err != nil {
+		n = Network{Name: name}
+	}
+	desc := make([]string, len(moves))
+	left := make([]netip.Prefix, len(moves))
+	remembered := map[netip.Prefix]netip.Prefix{}
+	for i, m := range moves {
+		desc[i] = m.From.String() + " -> " + m.To.String()
+		left[i] = m.From
+		from := m.From
+		if n.Live != nil {
+			from = definedSubnetFor(n, m.From)
+		}
+		remembered[from] = m.To
+	}
+	g.remember(ctx, set, name, remembered, state.Action{Action: "renumber", Cause: "an interrupted renumber, carried through", Moves: desc, Left: left})
 }
 
 func (g *Guard) recoverOne(ctx context.Context, set Settings, b Backend, name string, timeout time.Duration) Outcome {

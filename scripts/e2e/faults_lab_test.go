@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vnetguard/vnetguard/nmhook/state"
 	"github.com/vnetguard/vnetguard/scripts/labkit"
 )
 
@@ -223,8 +224,21 @@ func TestHookHandsOverWhenLibvirtdFreezes(t *testing.T) {
 		return err == nil && labkit.NetworkActive(out) && len(intentsLeft()) == 0
 	})
 	d := newDirs(t)
-	if live := liveSubnet(t, d, "fz", true); live.Overlaps(netip.MustParsePrefix("192.168.168.0/24")) {
+	live := liveSubnet(t, d, "fz", true)
+	if live.Overlaps(netip.MustParsePrefix("192.168.168.0/24")) {
 		t.Fatalf("network fz ended on %s, its clashing subnet: the handed-over change was not carried through", live)
+	}
+	// The recovery that carried it through remembered it, as the hook
+	// would have (the hook ran with the default cache directory).
+	mem, err := state.LoadMemory("/var/cache/vnetguard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mem.Remembered("fz", netip.MustParsePrefix("192.168.168.0/24")); !slices.Contains(got, live.Masked()) {
+		t.Fatalf("memory.json remembers %v for fz's 192.168.168.0/24, want %s", got, live.Masked())
+	}
+	if a := mem.Networks["fz"].LastAction; a == nil || a.Action != "renumber" {
+		t.Fatalf("memory.json's last action for fz: %+v, want the renumber", a)
 	}
 	t.Logf("hook returned after %v", took.Round(time.Millisecond))
 }

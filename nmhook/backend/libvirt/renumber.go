@@ -108,17 +108,21 @@ func (b *Backend) completeTimeout() time.Duration {
 func (b *Backend) Pending() ([]string, error) { return b.Intents.Pending(Name) }
 
 // Recover completes or undoes an unfinished renumber.
-func (b *Backend) Recover(ctx context.Context, name string) (string, error) {
+func (b *Backend) Recover(ctx context.Context, name string) (backend.Recovered, error) {
 	in := &intent{}
 	ok, err := b.Intents.Get(intentKey(name), in)
 	if err != nil || !ok {
-		return "", err
+		return backend.Recovered{}, err
 	}
 	if in.Version != intentVersion {
-		return "", fmt.Errorf("intent for network %s has version %d, this vnetguard knows %d; left in place", name, in.Version, intentVersion)
+		return backend.Recovered{}, fmt.Errorf("intent for network %s has version %d, this vnetguard knows %d; left in place", name, in.Version, intentVersion)
 	}
-	_, note, err := b.complete(ctx, in)
-	return note, err
+	st, note, err := b.complete(ctx, in)
+	r := backend.Recovered{Note: note}
+	if err == nil && st == stepFinish && in.Target != "old" {
+		r.Moves = backend.MovesBetween([]byte(in.OldXML), []byte(in.NewXML))
+	}
+	return r, err
 }
 
 // observed is what libvirt says of the network now.

@@ -183,16 +183,27 @@ func (b *Backend) apply(ctx context.Context, c *nm.Client, name string, dev dbus
 func (b *Backend) Pending() ([]string, error) { return b.Intents.Pending(Name) }
 
 // Recover finishes or rolls back an unfinished renumber.
-func (b *Backend) Recover(ctx context.Context, name string) (string, error) {
+func (b *Backend) Recover(ctx context.Context, name string) (backend.Recovered, error) {
 	in := &intent{}
 	ok, err := b.Intents.Get(intentKey(name), in)
 	if err != nil || !ok {
-		return "", err
+		return backend.Recovered{}, err
 	}
 	if in.Version != intentVersion {
-		return "", fmt.Errorf("intent for network %s has version %d, this vnetguard knows %d; left in place", name, in.Version, intentVersion)
+		return backend.Recovered{}, fmt.Errorf("intent for network %s has version %d, this vnetguard knows %d; left in place", name, in.Version, intentVersion)
 	}
-	return b.complete(ctx, in)
+	note, err := b.complete(ctx, in)
+	r := backend.Recovered{Note: note}
+	if err != nil {
+		return r, err
+	}
+	// Carried through when the bridge now has the new subnets.
+	if newD, perr := netdef.Parse([]byte(in.NewXML)); perr == nil {
+		if have, berr := bridgeSubnets(in.Bridge); berr == nil && sameSubnets(have, newD.Network.Subnets()) {
+			r.Moves = backend.MovesBetween([]byte(in.OldXML), []byte(in.NewXML))
+		}
+	}
+	return r, nil
 }
 
 // complete carries a renumber through from what the kernel shows on the
