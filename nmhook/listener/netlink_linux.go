@@ -18,14 +18,26 @@ import (
 
 // rtnlGroups are the kernel's multicast groups for everything that can make
 // or unmake a clash: links, addresses, routes of every table, policy rules
-// (a VPN's "ip rule" selects its table), and IPv6 prefixes (SLAAC).
+// (a VPN's "ip rule" selects its table), and IPv6 prefixes (SLAAC); and
+// the per-family configuration, whose forwarding switch vnetguard's own
+// nat and routed networks need on.
 var rtnlGroups = []uint{
 	unix.RTNLGRP_LINK,
 	unix.RTNLGRP_IPV4_IFADDR, unix.RTNLGRP_IPV6_IFADDR,
 	unix.RTNLGRP_IPV4_ROUTE, unix.RTNLGRP_IPV6_ROUTE,
 	unix.RTNLGRP_IPV4_RULE, unix.RTNLGRP_IPV6_RULE,
 	unix.RTNLGRP_IPV6_PREFIX,
+	unix.RTNLGRP_IPV4_NETCONF, unix.RTNLGRP_IPV6_NETCONF,
 }
+
+// Attributes of an RTM_NEWNETCONF message (linux/netconf.h; golang.org/x/sys
+// does not name them).
+const (
+	netconfIfindex    = 1 // NETCONFA_IFINDEX
+	netconfForwarding = 2 // NETCONFA_FORWARDING
+	// sizeofNetconfmsg: struct netconfmsg is one byte, padded to 4.
+	sizeofNetconfmsg = 4
+)
 
 // Own tells whether an interface belongs to a virtual network (its bridge
 // or a port): changes there are vnetguard's or libvirt's own doing, and
@@ -377,8 +389,37 @@ func (w *watcher) classify(m syscall.NetlinkMessage) event {
 		return event{matters: true, kind: "policy rule"}
 	case unix.RTM_NEWPREFIX:
 		return event{matters: true, kind: "IPv6 prefix"}
+	case unix.RTM_NEWNETCONF:
+		// Forwarding turned off (on all interfaces, or one): the pass
+		// turns it on again, with a warning, for the networks that need
+		// it. Every other configuration change is no concern.
+		if idx, off := forwardingOff(m.Data); off {
+			return event{matters: true, kind: "forwarding turned off", ifname: w.names[idx]}
+		}
 	}
 	return event{}
+}
+
+// forwardingOff reads a netconfmsg: whether it reports forwarding 0, and
+// for which interface index (-1 all, -2 the default).
+func forwardingOff(data []byte) (int, bool) {
+	if len(data) < sizeofNetconfmsg {
+		return 0, false
+	}
+	idx, off := 0, false
+	hostview.WalkAttrs(data[sizeofNetconfmsg:], func(t uint16, v []byte) {
+		if len(v) < 4 {
+			return
+		}
+		n := int(int32(binary.NativeEndian.Uint32(v)))
+		switch t {
+		case netconfIfindex:
+			idx = n
+		case netconfForwarding:
+			off = n == 0
+		}
+	})
+	return idx, off
 }
 
 func linkIndexName(data []byte) (int, string) {

@@ -192,3 +192,41 @@ func TestReceiveBatches(t *testing.T) {
 		t.Errorf("the clashing address was judged %d times", hot.Load())
 	}
 }
+
+// Forwarding turned off (all interfaces or one) wakes a pass, which turns
+// it on again for the networks that need it; forwarding turned on, or any
+// other configuration change, does not.
+func TestClassifyForwardingOff(t *testing.T) {
+	w := &watcher{names: map[int]string{7: "eth0"}}
+	netconf := func(attrs map[uint16]int32) syscall.NetlinkMessage {
+		data := make([]byte, sizeofNetconfmsg)
+		data[0] = unix.AF_INET6
+		for _, typ := range []uint16{netconfIfindex, netconfForwarding, 3} {
+			if v, ok := attrs[typ]; ok {
+				b := make([]byte, 4)
+				binary.NativeEndian.PutUint32(b, uint32(v))
+				data = append(data, nl.NewRtAttr(int(typ), b).Serialize()...)
+			}
+		}
+		return syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: unix.RTM_NEWNETCONF}, Data: data}
+	}
+	for _, tc := range []struct {
+		attrs map[uint16]int32
+		wake  bool
+		why   string
+	}{
+		{map[uint16]int32{netconfIfindex: -1, netconfForwarding: 0}, true, "forwarding turned off"},
+		{map[uint16]int32{netconfIfindex: 7, netconfForwarding: 0}, true, "forwarding turned off on eth0"},
+		{map[uint16]int32{netconfIfindex: -1, netconfForwarding: 1}, false, ""},
+		{map[uint16]int32{netconfIfindex: 7, 3: 0}, false, ""}, // rp_filter
+	} {
+		ev := w.classify(netconf(tc.attrs))
+		if ev.matters != tc.wake || (tc.wake && ev.reason() != tc.why) {
+			t.Errorf("%v: woke %v (%q), want %v (%q)", tc.attrs, ev.matters, ev.reason(), tc.wake, tc.why)
+		}
+	}
+	short := syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: unix.RTM_NEWNETCONF}, Data: []byte{1}}
+	if w.classify(short).matters {
+		t.Error("a truncated netconf message woke")
+	}
+}

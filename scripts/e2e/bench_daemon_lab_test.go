@@ -128,8 +128,13 @@ func BenchmarkHookCostScale(b *testing.B) {
 	for _, n := range []int{5, 50, 500} {
 		for ; defined < n; defined++ {
 			name := fmt.Sprintf("hs%03d", defined)
-			xml := fmt.Sprintf("<network><name>%s</name><bridge name='vbr-hs%03d'/><dns enable='no'/><ip address='10.%d.%d.1' prefix='24'/></network>",
-				name, defined, 100+defined/256, defined%256)
+			meta := ""
+			if defined >= 100 && defined < 100+clashRuns {
+				// The ones the clash runs below move.
+				meta = `<metadata><vnetguard:policy xmlns:vnetguard="urn:x-vnetguard:policy:1" on-conflict="renumber"/></metadata>`
+			}
+			xml := fmt.Sprintf("<network><name>%s</name>%s<bridge name='vbr-hs%03d'/><dns enable='no'/><ip address='10.%d.%d.1' prefix='24'/></network>",
+				name, meta, defined, 100+defined/256, defined%256)
 			f := filepath.Join(dir, name+".xml")
 			os.WriteFile(f, []byte(xml), 0o644)
 			labkit.Run(b, "virsh", "-q", "net-create", f)
@@ -145,7 +150,29 @@ func BenchmarkHookCostScale(b *testing.B) {
 		b.ReportMetric(h.Seconds()*1000, fmt.Sprintf("ms-hook-%d", n))
 		b.ReportMetric(py.Seconds()*1000, fmt.Sprintf("ms-python-%d", n))
 	}
+
+	// One clash at 500 networks: an address lands on one network's subnet
+	// and the hook, run for that uplink, moves the network (a libvirt
+	// destroy and create); each run clashes with another network.
+	var clashes []time.Duration
+	for i := range clashRuns {
+		name, subnet := fmt.Sprintf("hs%03d", 100+i), fmt.Sprintf("10.100.%d", 100+i)
+		up := labkit.NewUplink(b, fmt.Sprintf("hsc%d", i), "")
+		labkit.Run(b, "ip", "addr", "add", subnet+".5/24", "dev", up.Name)
+		cenv := []string{"NM_DISPATCHER_ACTION=up", "DEVICE_IFACE=" + up.Name, "DEVICE_IP_IFACE=" + up.Name}
+		clashes = append(clashes, medianWall(b, 1, cenv, hook, up.Name, "up"))
+		if xml := virsh(b, "net-dumpxml", name); strings.Contains(xml, "'"+subnet+".1'") {
+			b.Fatalf("the hook did not move %s off %s.0/24:\n%s", name, subnet, xml)
+		}
+	}
+	c := median(clashes)
+	b.Logf("one clash at 500 networks, hook run to network moved: median %v of %d (%v)", c.Round(time.Millisecond), clashRuns, clashes)
+	b.ReportMetric(c.Seconds()*1000, "ms-hook-clash-500")
 }
+
+// clashRuns is how many clashes BenchmarkHookCostScale times at 500
+// networks.
+const clashRuns = 5
 
 // hookContenders are what the hook-cost benchmarks time side by side:
 // vnetguard's hook (a 90-vnetguard link to the binary), a do-nothing Go

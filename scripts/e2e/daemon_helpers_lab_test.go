@@ -41,7 +41,13 @@ func startDaemon(t testing.TB, d dirs, config string) *daemon {
 // startDaemonAt starts the daemon with its doorbell at socket.
 func startDaemonAt(t testing.TB, d dirs, config, socket string) *daemon {
 	t.Helper()
-	args := d.flags("watch", "--config", config, "--wake-socket", socket)
+	return startDaemonWith(t, d, config, socket)
+}
+
+// startDaemonWith starts the daemon with more flags.
+func startDaemonWith(t testing.TB, d dirs, config, socket string, more ...string) *daemon {
+	t.Helper()
+	args := d.flags(append([]string{"watch", "--config", config, "--wake-socket", socket}, more...)...)
 	cmd := exec.Command(vnetguardBin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

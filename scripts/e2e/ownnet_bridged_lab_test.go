@@ -119,16 +119,18 @@ func bridgedLab(t *testing.T) ownNet {
 	return o
 }
 
-// kill -9 of `net start` of a bridged network at random points, then one
-// pass (net list): the network either runs whole (the uplink a port of the
-// bridge with accept_ra=0, the host's address on the bridge) or is stopped
-// with the uplink on its own profile and address, never in between; net
-// stop then always gives the uplink back.
+// kill -9 of `net start` of a bridged network at each of its
+// NetworkManager calls that change something (the moment the system bus
+// shows the call: the port profile added, the bridge activated) and at
+// spread points, then one pass (net list): the network either runs whole
+// (the uplink a port of the bridge with accept_ra=0, the host's address on
+// the bridge) or is stopped with the uplink on its own profile and
+// address, never in between; net stop then always gives the uplink back.
 func TestOwnNetBridgedKillNine(t *testing.T) {
 	labkit.Require(t)
 	o := bridgedLab(t)
 	const name, upName, br = "ownbridged", "upbr", "brupbr"
-	runs := 8
+	runs := 5
 	if v, err := strconv.Atoi(os.Getenv("VNETGUARD_FAULT_RUNS")); err == nil && v > 0 {
 		runs = v
 	}
@@ -138,21 +140,22 @@ func TestOwnNetBridgedKillNine(t *testing.T) {
 		return strings.TrimSpace(act) == upName && strings.Contains(globalAddrs(upName), "10.249.0.2/24")
 	}
 	var outcomes []string
-	for i := range runs {
-		// Spread over the start, denser early where its steps are (the
-		// rest is waiting for DHCP), with some jitter.
-		delay := time.Duration(i*i*2500/(runs*runs)+rng.IntN(50)) * time.Millisecond
+	attempt := func(label string, kill func(cmd *exec.Cmd) bool) {
 		cmd := exec.Command(vnetguardBin, "net", "start", name, "--lock-dir", o.run)
 		cmd.Env = append(os.Environ(), o.env()...)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(delay)
+		if !kill(cmd) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("%s: the kill point never came", label)
+		}
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 		o.list(t) // a pass: finishes or undoes the start
 		var outcome string
-		labkit.Eventually(t, 30*time.Second, fmt.Sprintf("run %d (kill after %v): a whole bridged network or the uplink on its own profile", i, delay), func() bool {
+		labkit.Eventually(t, 30*time.Second, label+": a whole bridged network or the uplink on its own profile", func() bool {
 			l := o.list(t)
 			link, _ := labkit.Try("ip", "-o", "link", "show", "dev", upName)
 			ra, _ := os.ReadFile("/proc/sys/net/ipv6/conf/" + upName + "/accept_ra")
@@ -167,9 +170,25 @@ func TestOwnNetBridgedKillNine(t *testing.T) {
 			}
 			return true
 		})
-		outcomes = append(outcomes, fmt.Sprintf("%v:%s", delay.Round(time.Millisecond), outcome))
+		outcomes = append(outcomes, label+": "+outcome)
 		o.net(t, "stop", name)
 		labkit.Eventually(t, 20*time.Second, "the uplink's own profile back after net stop", ownProfile)
 	}
-	t.Logf("kill point : outcome after the next pass: %v", outcomes)
+	for _, step := range []string{"AddConnection2", "ActivateConnection"} {
+		mon := labkit.MonitorBus(t, labkit.NMCalls)
+		attempt("killed at "+step, func(cmd *exec.Cmd) bool {
+			_, ok := mon.WaitCall(cmd.Process.Pid, step, 20*time.Second)
+			return ok
+		})
+	}
+	for i := range runs {
+		// Spread over the start, denser early where its steps are (the
+		// rest is waiting for DHCP), with some jitter.
+		delay := time.Duration(i*i*2500/(runs*runs)+rng.IntN(50)) * time.Millisecond
+		attempt(fmt.Sprintf("killed after %v", delay), func(*exec.Cmd) bool {
+			time.Sleep(delay)
+			return true
+		})
+	}
+	t.Logf("outcomes after the next pass: %v", outcomes)
 }

@@ -5,6 +5,7 @@ package e2e
 import (
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -174,6 +175,20 @@ func TestOwnNetRoutedManual(t *testing.T) {
 	if g.Ping(t, netip.MustParseAddr("10.245.0.1")) != nil {
 		t.Fatal("guest cannot reach upstream after forwarding was turned on again")
 	}
+
+	// With the daemon running, forwarding turned off is noticed at once
+	// (the kernel's configuration message), not at some later pass.
+	t.Setenv("VNETGUARD_NETWORKS_DIR", o.dir)
+	dm := startDaemonWith(t, o.d, writeConfig(t, daemonConfig), filepath.Join(t.TempDir(), "wake.sock"), "--lock-dir", o.run)
+	t0 := time.Now()
+	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the daemon to turn forwarding on again", func() bool {
+		v, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+		return strings.TrimSpace(string(v)) == "1" && dm.count("forwarding was turned off") > 0
+	})
+	t.Logf("the daemon turned forwarding on again %v after it was turned off", time.Since(t0).Round(time.Millisecond))
 }
 
 // An open network (<forward mode='open'/>, no DHCP): as libvirt, vnetguard

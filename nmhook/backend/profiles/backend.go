@@ -386,6 +386,12 @@ func (b *Backend) Start(ctx context.Context, name string) error {
 		b.syncFirewall()
 		return fmt.Errorf("start network %s: %w", name, err)
 	}
+	if p.DHCP == "shared" {
+		// A NetworkManager that died left its dnsmasq holding the
+		// bridge's address: the new one could not start its own, and
+		// the activation would fail.
+		killOrphanSharedDnsmasq(p.Iface, b.Log)
+	}
 	var active dbus.ObjectPath
 	if p.Uplink != "" {
 		err = b.startBridged(ctx, c, p, r.Path)

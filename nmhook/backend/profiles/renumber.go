@@ -325,6 +325,12 @@ func (b *Backend) complete(ctx context.Context, in *intent) (string, error) {
 			return "", fmt.Errorf("network %s: restoring its old subnets: %w (will retry)", in.Network, err)
 		}
 	}
+	// Judged once NetworkManager has applied it: a rollback (this one, or
+	// one a frozen run sent and NetworkManager took up late) re-activates
+	// the bridge after its call returned.
+	if err := awaitSubnets(ctx, in.Bridge, oldD.Network.Subnets()); err != nil {
+		return "", fmt.Errorf("network %s: restoring its old subnets: %w (will retry)", in.Network, err)
+	}
 	if err := b.Store.WriteLive(in.Network, []byte(in.OldXML)); err != nil {
 		return "", err
 	}
@@ -366,19 +372,27 @@ func (b *Backend) reactivate(ctx context.Context, c *nm.Client, in *intent, d *n
 	}
 	// Activated as far as the guests need: the bridge has its addresses
 	// (NetworkManager starts dnsmasq on them).
-	want := append(slices.Clone(p.IPv4), p.IPv6...)
-	for deadline := time.Now().Add(15 * time.Second); ; {
-		have, err := bridgeSubnets(p.Iface)
-		if err == nil && sameSubnets(have, want) {
-			break
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("bridge %s has %v, not %v, after its activation", p.Iface, have, want)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := awaitSubnets(ctx, p.Iface, append(slices.Clone(p.IPv4), p.IPv6...)); err != nil {
+		return fmt.Errorf("%w after its activation", err)
 	}
 	b.kickRA()
 	return nil
+}
+
+// awaitSubnets waits up to 15 s (or ctx's end) until the bridge has exactly
+// the subnets want: NetworkManager applies a rollback or an activation
+// after its D-Bus call has returned.
+func awaitSubnets(ctx context.Context, br string, want []netip.Prefix) error {
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		have, err := bridgeSubnets(br)
+		if err == nil && sameSubnets(have, want) {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("bridge %s has %v, not %v", br, have, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // sharedDnsmasqs lists the dnsmasq processes run for the bridge's shared
