@@ -54,11 +54,7 @@ func liveSubnetQuiet(d dirs, name string, v4 bool) netip.Prefix {
 // that activates with a clashing static address gets the network moved.
 func TestHookAloneResolvesNMConnection(t *testing.T) {
 	labkit.Require(t)
-	hook := "/etc/NetworkManager/dispatcher.d/90-vnetguard"
-	if err := os.Symlink(vnetguardBin, hook); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.Remove(hook) })
+	dispatcherHook(t, "/etc/NetworkManager/dispatcher.d/90-vnetguard")
 	// The hook uses the installed paths (the lab's throwaway /var/cache).
 	d := dirs{cache: "/var/cache/vnetguard", state: "/var/lib/vnetguard"}
 	spec := netSpec{name: "hk", bridge: "vbr-hk", v4: "192.168.170", policy: "renumber"}

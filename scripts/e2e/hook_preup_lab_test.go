@@ -19,16 +19,6 @@ import (
 // NetworkManager uses: the installed paths, throwaway tmpfs mounts in the lab.
 var installedDirs = dirs{cache: "/var/cache/vnetguard", state: "/var/lib/vnetguard"}
 
-// installHook links path (a dispatcher script) to the binary under test, as
-// `make install` does, and removes the link at cleanup.
-func installHook(t *testing.T, path string) {
-	t.Helper()
-	if err := os.Symlink(vnetguardBin, path); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.Remove(path) })
-}
-
 // liveV4 is the network's live IPv4 subnet as libvirt has it now, read once.
 func liveV4(t *testing.T, name string) netip.Prefix {
 	t.Helper()
@@ -118,7 +108,7 @@ env >`+rec+`/env
 ip -4 -o addr show dev "$1" >`+rec+`/addr
 ip -4 route show table all dev "$1" >`+rec+`/routes
 `, 0o755)
-	installHook(t, "/etc/NetworkManager/dispatcher.d/pre-up.d/90-vnetguard")
+	dispatcherHook(t, "/etc/NetworkManager/dispatcher.d/pre-up.d/90-vnetguard")
 
 	start := time.Now()
 	nmUplink(t, "up-hp", "192.168.182.254/24", "192.168.182.50/24")
@@ -161,7 +151,7 @@ func TestHookPreUpWithDaemonRunning(t *testing.T) {
 	spec := netSpec{name: "hq", bridge: "vbr-hq", v4: "192.168.183", policy: "renumber"}
 	defineNetwork(t, spec)
 	old := netip.MustParsePrefix("192.168.183.0/24")
-	installHook(t, "/etc/NetworkManager/dispatcher.d/pre-up.d/90-vnetguard")
+	dispatcherHook(t, "/etc/NetworkManager/dispatcher.d/pre-up.d/90-vnetguard")
 
 	nmUplink(t, "up-hq", "192.168.183.254/24", "192.168.183.50/24")
 	if now := liveV4(t, spec.name); now.Overlaps(old) {

@@ -156,7 +156,7 @@ func TestHookVPNPreUpMovesNetworkBeforeVPNUp(t *testing.T) {
 env >`+rec+`/env
 ip -4 -o addr show dev `+f.tundev+` >`+rec+`/addr
 `, 0o755)
-	installHook(t, "/etc/NetworkManager/dispatcher.d/pre-up.d/90-vnetguard")
+	dispatcherHook(t, "/etc/NetworkManager/dispatcher.d/pre-up.d/90-vnetguard")
 
 	// NetworkManager notices the new VPN type through its directory monitor.
 	eventually(t, 10*time.Second, "NetworkManager to know the VPN type", func() bool {
