@@ -36,16 +36,18 @@ vet:
 # networks, then the linear-scan reference on the same data (once: it takes
 # seconds), so the ratio can be read off one run.
 bench:
-	$(GO) test -run='^$$' -bench='^Benchmark(NewIndex|CheckAll|Allocate)$$' -benchmem -benchtime=$(BENCHTIME) ./conflict/
-	$(GO) test -run='^$$' -bench='^BenchmarkCheckAllNaive$$' -benchtime=1x ./conflict/
+	{ $(GO) test -run='^$$' -bench='^Benchmark(NewIndex|CheckAll|Allocate)$$' -benchmem -benchtime=$(BENCHTIME) ./conflict/ && \
+	  $(GO) test -run='^$$' -bench='^BenchmarkCheckAllNaive$$' -benchtime=1x ./conflict/; } 2>&1 | $(GO) run ./scripts/benchtable
 
 # Lab benchmarks (about 20 minutes), each next to its reference measured in
 # the same run: conflict-to-lease over 10 runs; a real VM's re-lease after a
 # renumber against a plain link bounce; hook cost at 5, 50 and 500 networks
 # against a Python reference and a do-nothing binary; daemon latency over
-# 30 runs; memory and pass time with 100k routes; an address storm.
+# 30 runs; memory and pass time with 100k routes; an address storm. Both
+# end with one table of every figure (scripts/benchtable).
 bench-lab:
-	scripts/lab run -- $(GO) test -tags lab -run='^$$' -bench='ConflictToLease|HookCost|DaemonLatency|Scale100k|Storm|VMReLease' -benchtime=1x -timeout 60m ./scripts/e2e/
+	scripts/lab run -- $(GO) test -tags lab -run='^$$' -bench='ConflictToLease|HookCost|DaemonLatency|Scale100k|Storm|VMReLease' -benchtime=1x -timeout 60m ./scripts/e2e/ 2>&1 | \
+	  $(GO) run ./scripts/benchtable
 
 # Each fuzz target for FUZZTIME (short by default).
 fuzz:
