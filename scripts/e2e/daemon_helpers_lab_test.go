@@ -48,7 +48,15 @@ func startDaemonAt(t testing.TB, d dirs, config, socket string) *daemon {
 func startDaemonWith(t testing.TB, d dirs, config, socket string, more ...string) *daemon {
 	t.Helper()
 	args := d.flags(append([]string{"watch", "--config", config, "--wake-socket", socket}, more...)...)
-	cmd := exec.Command(vnetguardBin, args...)
+	dm := startDaemonCmd(t, exec.Command(vnetguardBin, args...))
+	eventually(t, 20*time.Second, "the daemon to be ready", func() bool { return dm.count("msg=listening") > 0 })
+	return dm
+}
+
+// startDaemonCmd starts cmd, a `vnetguard watch`, with its log captured
+// and stopped (SIGTERM, expecting a clean exit) at cleanup.
+func startDaemonCmd(t testing.TB, cmd *exec.Cmd) *daemon {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +75,6 @@ func startDaemonWith(t testing.TB, d dirs, config, socket string, more ...string
 		close(dm.done)
 	}()
 	t.Cleanup(func() { dm.stop(t) })
-	eventually(t, 20*time.Second, "the daemon to be ready", func() bool { return dm.count("msg=listening") > 0 })
 	return dm
 }
 

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"io"
 	"net"
@@ -288,29 +287,4 @@ func TestPkgInstalledDaemonUnit(t *testing.T) {
 		return dm.count("configuration reloaded", "/etc/vnetguard/vnetguard.conf") > 0
 	})
 	dm.stop(t)
-}
-
-// startDaemonCmd starts cmd, a `vnetguard watch`, with its log captured
-// and stopped (SIGTERM, expecting a clean exit) at cleanup.
-func startDaemonCmd(t *testing.T, cmd *exec.Cmd) *daemon {
-	t.Helper()
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	dm := &daemon{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			dm.mu.Lock()
-			dm.log = append(dm.log, sc.Text())
-			dm.mu.Unlock()
-		}
-		close(dm.done)
-	}()
-	t.Cleanup(func() { dm.stop(t) })
-	return dm
 }
