@@ -30,6 +30,7 @@ import (
 
 	"github.com/vnetguard/vnetguard/netdef"
 	"github.com/vnetguard/vnetguard/nmhook/backend"
+	"github.com/vnetguard/vnetguard/nmhook/hostview"
 	"github.com/vnetguard/vnetguard/nmhook/nm"
 	"github.com/vnetguard/vnetguard/nmhook/state"
 )
@@ -80,6 +81,8 @@ type Backend struct {
 	Dial func() (*nm.Client, error)
 	// SysctlDir is /proc/sys ("" means that); tests point it elsewhere.
 	SysctlDir string
+	// NetClassDir is /sys/class/net ("" means that).
+	NetClassDir string
 	// ActivateTimeout bounds waiting for a profile to activate (30 s).
 	ActivateTimeout time.Duration
 
@@ -259,6 +262,26 @@ func (b *Backend) superviseDaemons() {
 	if b.Proxy != nil {
 		if err := b.Proxy.Sync(nets); err != nil {
 			b.Log.Warn("proxy NDP entries cannot be kept", "backend", Name, "error", err)
+		}
+	}
+	// A physical interface someone enslaved to one of these bridges must
+	// not autoconfigure itself (a bridged network's uplink is handled
+	// with its start and repair).
+	for _, d := range nets {
+		br := d.Network.BridgeName()
+		if br == "" || d.Network.ForwardMode() == "bridge" {
+			continue
+		}
+		ports, err := hostview.BridgePorts(br)
+		if err != nil {
+			continue
+		}
+		changed, err := quietPhysicalPorts(ports, b.NetClassDir, b.SysctlDir)
+		if len(changed) > 0 {
+			b.Log.Info("accept_ra=0 on physical ports of a bridge (a port must not autoconfigure itself)", "network", d.Network.Name, "ports", changed)
+		}
+		if err != nil {
+			b.Log.Warn("a physical port of a bridge may autoconfigure itself", "network", d.Network.Name, "error", err)
 		}
 	}
 }

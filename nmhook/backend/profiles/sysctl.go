@@ -1,6 +1,7 @@
 package profiles
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -63,4 +64,35 @@ func ensureForwarding(d *netdef.Definition, dir string) ([]string, error) {
 		turned = append(turned, name)
 	}
 	return turned, nil
+}
+
+// quietPhysicalPorts sets accept_ra=0 on the ports of a bridge that are
+// physical interfaces (those with a device behind them in sysfs; a guest's
+// tap or veth has none): a bridge port must not autoconfigure itself from
+// the router advertisements it carries. It names the ports it changed.
+func quietPhysicalPorts(ports []string, netClassDir, sysctlDir string) ([]string, error) {
+	if netClassDir == "" {
+		netClassDir = "/sys/class/net"
+	}
+	if sysctlDir == "" {
+		sysctlDir = "/proc/sys"
+	}
+	var changed []string
+	var errs []error
+	for _, port := range ports {
+		if _, err := os.Stat(filepath.Join(netClassDir, port, "device")); err != nil {
+			continue // virtual: a guest's end
+		}
+		f := filepath.Join(sysctlDir, "net/ipv6/conf", port, "accept_ra")
+		v, err := os.ReadFile(f)
+		if err != nil || strings.TrimSpace(string(v)) == "0" {
+			continue // no IPv6 on it, or quiet already
+		}
+		if err := os.WriteFile(f, []byte("0\n"), 0o644); err != nil {
+			errs = append(errs, fmt.Errorf("accept_ra=0 on %s: %w", port, err))
+			continue
+		}
+		changed = append(changed, port)
+	}
+	return changed, errors.Join(errs...)
 }
