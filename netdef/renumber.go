@@ -450,7 +450,7 @@ func moveAddr(a netip.Addr, m Move) (netip.Addr, bool) {
 // and (IPv4) broadcast addresses are not.
 func usable(p netip.Prefix) (netip.Addr, netip.Addr) {
 	first := p.Masked().Addr().Next()
-	last := lastAddr(p)
+	last := LastAddr(p)
 	if p.Addr().Is4() {
 		last = last.Prev()
 	}

@@ -127,7 +127,7 @@ func rangeIn(s, e netip.Addr, net netip.Prefix) string {
 			return fmt.Sprintf("%s lies outside the network's subnet %s", a, net)
 		case a.Is4() && a == net.Addr():
 			return fmt.Sprintf("%s is the network address of %s", a, net)
-		case a.Is4() && a == lastAddr(net):
+		case a.Is4() && a == LastAddr(net):
 			return fmt.Sprintf("%s is the broadcast address of %s", a, net)
 		}
 	}
@@ -194,7 +194,7 @@ func hostIn(a netip.Addr, net netip.Prefix) string {
 	switch {
 	case !net.Contains(a):
 		return fmt.Sprintf("%s lies outside the network's subnet %s", a, net)
-	case a.Is4() && net.Bits() < 31 && (a == net.Addr() || a == lastAddr(net)):
+	case a.Is4() && net.Bits() < 31 && (a == net.Addr() || a == LastAddr(net)):
 		return fmt.Sprintf("%s is the network or broadcast address of %s", a, net)
 	}
 	return ""
@@ -285,7 +285,7 @@ func (v *validator) route(path string, r Route) {
 }
 
 // lastAddr is the highest address of p (the IPv4 broadcast address).
-func lastAddr(p netip.Prefix) netip.Addr {
+func LastAddr(p netip.Prefix) netip.Addr {
 	b := p.Masked().Addr().AsSlice()
 	host := len(b)*8 - p.Bits()
 	for i := len(b) - 1; i >= 0 && host > 0; i-- {

@@ -191,13 +191,6 @@ func (b *Backend) repairBridged(ctx context.Context, c *nm.Client, name string) 
 // quietPort sets accept_ra=0 on a bridge port (a port must not
 // autoconfigure itself), writing only when it is not 0 already.
 func (b *Backend) quietPort(uplink string) error {
-	dir := b.SysctlDir
-	if dir == "" {
-		dir = "/proc/sys"
-	}
-	f := filepath.Join(dir, "net/ipv6/conf", uplink, "accept_ra")
-	if v, err := os.ReadFile(f); err == nil && strings.TrimSpace(string(v)) == "0" {
-		return nil
-	}
-	return os.WriteFile(f, []byte("0\n"), 0o644)
+	_, err := setSysctl(b.SysctlDir, acceptRA(uplink), "0")
+	return err
 }

@@ -305,29 +305,19 @@ func rangePrefixes(a, z netip.Addr) []netip.Prefix {
 		bits := a.BitLen()
 		for bits > 0 {
 			p := netip.PrefixFrom(a, bits-1).Masked()
-			if p.Addr() != a || z.Less(lastAddr(p)) {
+			if p.Addr() != a || z.Less(netdef.LastAddr(p)) {
 				break
 			}
 			bits--
 		}
 		p := netip.PrefixFrom(a, bits)
 		out = append(out, p)
-		last := lastAddr(p)
+		last := netdef.LastAddr(p)
 		if last == z || !last.Next().IsValid() {
 			return out
 		}
 		a = last.Next()
 	}
-}
-
-// lastAddr is the last address of a masked prefix.
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
 }
 
 func moveFirst(ps []netip.Prefix, p netip.Prefix) []netip.Prefix {

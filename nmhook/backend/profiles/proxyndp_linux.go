@@ -177,28 +177,15 @@ func (x ProxyNDP) syncUplink(uplink string, prefixes []netip.Prefix, want []neti
 // NetworkManager's own handling (accept_ra=0) is left alone. Each is
 // written only when it differs.
 func (x ProxyNDP) uplinkSysctls(uplink string) error {
-	dir := x.SysctlDir
-	if dir == "" {
-		dir = "/proc/sys"
-	}
-	conf := filepath.Join(dir, "net/ipv6/conf", uplink)
-	read := func(k string) string {
-		v, _ := os.ReadFile(filepath.Join(conf, k))
-		return strings.TrimSpace(string(v))
-	}
-	write := func(k, v string) error {
-		if read(k) == v {
-			return nil
-		}
-		return os.WriteFile(filepath.Join(conf, k), []byte(v+"\n"), 0o644)
-	}
-	if read("accept_ra") == "1" {
-		if err := write("accept_ra", "2"); err != nil {
+	conf := filepath.Join("net/ipv6/conf", uplink)
+	if readSysctl(x.SysctlDir, acceptRA(uplink)) == "1" {
+		if _, err := setSysctl(x.SysctlDir, acceptRA(uplink), "2"); err != nil {
 			return err
 		}
 	}
-	if err := write("forwarding", "1"); err != nil {
+	if _, err := setSysctl(x.SysctlDir, filepath.Join(conf, "forwarding"), "1"); err != nil {
 		return err
 	}
-	return write("proxy_ndp", "1")
+	_, err := setSysctl(x.SysctlDir, filepath.Join(conf, "proxy_ndp"), "1")
+	return err
 }

@@ -48,23 +48,47 @@ func EnsureForwarding(d *netdef.Definition, dir string) error {
 // ensureForwarding is EnsureForwarding that also names the sysctls it had
 // to turn on (net.ipv4.ip_forward, ...).
 func ensureForwarding(d *netdef.Definition, dir string) ([]string, error) {
-	if dir == "" {
-		dir = "/proc/sys"
-	}
 	var turned []string
 	for _, k := range ForwardingSysctls(d) {
-		p := filepath.Join(dir, k)
-		if v, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(v)) == "1" {
-			continue
-		}
 		name := strings.ReplaceAll(k, "/", ".")
-		if err := os.WriteFile(p, []byte("1\n"), 0o644); err != nil {
+		changed, err := setSysctl(dir, k, "1")
+		if err != nil {
 			return turned, fmt.Errorf("turn forwarding on (%s): %w", name, err)
 		}
-		turned = append(turned, name)
+		if changed {
+			turned = append(turned, name)
+		}
 	}
 	return turned, nil
 }
+
+// readSysctl reads key (relative to dir, "" for /proc/sys), trimmed; ""
+// when it cannot be read.
+func readSysctl(dir, key string) string {
+	if dir == "" {
+		dir = "/proc/sys"
+	}
+	v, _ := os.ReadFile(filepath.Join(dir, key))
+	return strings.TrimSpace(string(v))
+}
+
+// setSysctl sets key (relative to dir, "" for /proc/sys) to want, writing
+// only when it holds something else; changed says whether it wrote.
+func setSysctl(dir, key, want string) (changed bool, err error) {
+	if readSysctl(dir, key) == want {
+		return false, nil
+	}
+	if dir == "" {
+		dir = "/proc/sys"
+	}
+	if err := os.WriteFile(filepath.Join(dir, key), []byte(want+"\n"), 0o644); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// acceptRA is a device's accept_ra sysctl key.
+func acceptRA(dev string) string { return filepath.Join("net/ipv6/conf", dev, "accept_ra") }
 
 // quietPhysicalPorts sets accept_ra=0 on the ports of a bridge that are
 // physical interfaces (those with a device behind them in sysfs; a guest's
@@ -74,25 +98,21 @@ func quietPhysicalPorts(ports []string, netClassDir, sysctlDir string) ([]string
 	if netClassDir == "" {
 		netClassDir = "/sys/class/net"
 	}
-	if sysctlDir == "" {
-		sysctlDir = "/proc/sys"
-	}
 	var changed []string
 	var errs []error
 	for _, port := range ports {
 		if _, err := os.Stat(filepath.Join(netClassDir, port, "device")); err != nil {
 			continue // virtual: a guest's end
 		}
-		f := filepath.Join(sysctlDir, "net/ipv6/conf", port, "accept_ra")
-		v, err := os.ReadFile(f)
-		if err != nil || strings.TrimSpace(string(v)) == "0" {
-			continue // no IPv6 on it, or quiet already
+		if readSysctl(sysctlDir, acceptRA(port)) == "" {
+			continue // no IPv6 on it
 		}
-		if err := os.WriteFile(f, []byte("0\n"), 0o644); err != nil {
+		turned, err := setSysctl(sysctlDir, acceptRA(port), "0")
+		if err != nil {
 			errs = append(errs, fmt.Errorf("accept_ra=0 on %s: %w", port, err))
-			continue
+		} else if turned {
+			changed = append(changed, port)
 		}
-		changed = append(changed, port)
 	}
 	return changed, errors.Join(errs...)
 }
