@@ -284,7 +284,7 @@ func (v *validator) route(path string, r Route) {
 	v.add(path, "route gateway %s lies in none of the network's subnets", gw)
 }
 
-// lastAddr is the highest address of p (the IPv4 broadcast address).
+// LastAddr is the highest address of p (the IPv4 broadcast address).
 func LastAddr(p netip.Prefix) netip.Addr {
 	b := p.Masked().Addr().AsSlice()
 	host := len(b)*8 - p.Bits()
