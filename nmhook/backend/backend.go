@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/netip"
 
+	"github.com/vnetguard/vnetguard/conflict"
 	"github.com/vnetguard/vnetguard/netdef"
 )
 
@@ -64,8 +65,8 @@ type Recovered struct {
 	Moves []Move
 }
 
-// Move is one subnet a renumber moved.
-type Move struct{ From, To netip.Prefix }
+// Move is one subnet a renumber moved (the engine's type).
+type Move = conflict.Move
 
 // MovesBetween pairs the subnets of a network's XML before and after a
 // renumber, each family in order, and lists those that changed. XML that

@@ -373,22 +373,14 @@ func (g *Guard) act(ctx context.Context, backend, name string, user *UserRenumbe
 			out.Error = err.Error()
 			return out
 		}
-		desc := make([]string, len(d.Moves))
-		left := make([]netip.Prefix, len(d.Moves))
-		remembered := map[netip.Prefix]netip.Prefix{}
-		for i, m := range d.Moves {
-			desc[i] = m.From.String() + " -> " + m.To.String()
-			left[i] = m.From
-			remembered[definedSubnetFor(n, m.From)] = m.To
-		}
 		msg := "renumbered virtual network clashing with the host"
 		if len(d.Moves) > 0 && len(out.Conflicts) == 0 {
 			msg = "renumbered virtual network as asked"
 		}
 		g.Log.Warn(msg, "network", name, "backend", backend,
 			"old_subnet", d.Moves[0].From.String(), "new_subnet", d.Moves[0].To.String(),
-			"moves", desc, "cause", d.Cause)
-		g.remember(ctx, set, name, remembered, state.Action{Action: "renumber", Cause: d.Cause, Moves: desc, Left: left})
+			"moves", describeMoves(d.Moves), "cause", d.Cause)
+		g.rememberRenumber(ctx, set, n, d.Moves, d.Cause)
 	}
 	return out
 }
@@ -538,19 +530,22 @@ func (g *Guard) recoverLocked(ctx context.Context, set Settings, b Backend, name
 }
 
 // rememberRecovered records a renumber that recovery carried through, as
-// act records one it made: where each defined subnet went (so the network
-// returns there), and the action for damping (no second move within the
-// window, never back onto a subnet it left).
+// act records one it made.
 func (g *Guard) rememberRecovered(ctx context.Context, set Settings, b Backend, name string, moves []Move) {
 	n, err := b.Network(ctx, name)
 	if err != nil {
 		n = Network{Name: name}
 	}
-	desc := make([]string, len(moves))
+	g.rememberRenumber(ctx, set, n, moves, "an interrupted renumber, carried through")
+}
+
+// rememberRenumber records a renumber: where each defined subnet went (so
+// the network returns there), and the action for damping (no second move
+// within the window, never back onto a subnet it left).
+func (g *Guard) rememberRenumber(ctx context.Context, set Settings, n Network, moves []Move, cause string) {
 	left := make([]netip.Prefix, len(moves))
 	remembered := map[netip.Prefix]netip.Prefix{}
 	for i, m := range moves {
-		desc[i] = m.From.String() + " -> " + m.To.String()
 		left[i] = m.From
 		from := m.From
 		if n.Live != nil {
@@ -558,7 +553,16 @@ func (g *Guard) rememberRecovered(ctx context.Context, set Settings, b Backend, 
 		}
 		remembered[from] = m.To
 	}
-	g.remember(ctx, set, name, remembered, state.Action{Action: "renumber", Cause: "an interrupted renumber, carried through", Moves: desc, Left: left})
+	g.remember(ctx, set, n.Name, remembered, state.Action{Action: "renumber", Cause: cause, Moves: describeMoves(moves), Left: left})
+}
+
+// describeMoves writes moves as "old -> new", for logs and memory.json.
+func describeMoves(moves []Move) []string {
+	out := make([]string, len(moves))
+	for i, m := range moves {
+		out[i] = m.From.String() + " -> " + m.To.String()
+	}
+	return out
 }
 
 func (g *Guard) recoverOne(ctx context.Context, set Settings, b Backend, name string, timeout time.Duration) Outcome {
