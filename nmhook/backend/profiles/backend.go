@@ -266,17 +266,17 @@ func (b *Backend) superviseDaemons() {
 	}
 	// A physical interface someone enslaved to one of these bridges must
 	// not autoconfigure itself (a bridged network's uplink is handled
-	// with its start and repair).
+	// with its start and repair). One link dump serves every bridge.
+	_, ports, err := hostview.Links()
+	if err != nil {
+		return
+	}
 	for _, d := range nets {
 		br := d.Network.BridgeName()
 		if br == "" || d.Network.ForwardMode() == "bridge" {
 			continue
 		}
-		ports, err := hostview.BridgePorts(br)
-		if err != nil {
-			continue
-		}
-		changed, err := quietPhysicalPorts(ports, b.NetClassDir, b.SysctlDir)
+		changed, err := quietPhysicalPorts(ports[br], b.NetClassDir, b.SysctlDir)
 		if len(changed) > 0 {
 			b.Log.Info("accept_ra=0 on physical ports of a bridge (a port must not autoconfigure itself)", "network", d.Network.Name, "ports", changed)
 		}
